@@ -1,0 +1,57 @@
+"""What routes declare they need: the gateway, the caller's key, an idempotency key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from agenitry.gateway.errors import Unauthenticated
+from agenitry.gateway.service.access import Principal
+from agenitry.gateway.service.gateway import Gateway, Idempotency, Outcome
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def current_key(
+    gateway: GatewayDep,
+    authorization: Annotated[Optional[str], Header(description="Bearer ag_...")] = None,
+) -> Principal:
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthenticated()
+    return gateway.authenticate(secret.strip())
+
+
+CurrentKey = Annotated[Principal, Depends(current_key)]
+IdempotencyHeader = Annotated[
+    Optional[str],
+    Header(alias="Idempotency-Key", max_length=255, description="Repeats with this key have one effect"),
+]
+
+
+def idempotency(
+    key: Optional[str], principal: Principal, request: Request, body: Optional[BaseModel]
+) -> Optional[Idempotency]:
+    if key is None:
+        return None
+    content = body.model_dump(mode="json", exclude_unset=True) if body is not None else None
+    return Idempotency.of(key, principal, request.method, request.url.path, content)
+
+
+def answer(outcome: Outcome, status_code: int = 200) -> JSONResponse:
+    """Render a write's outcome; a replayed answer says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return JSONResponse(outcome.body, status_code=status_code, headers=headers)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(exclude_unset=True)

@@ -1,0 +1,274 @@
+"""Request and answer shapes of wire protocol v1, for parsing and for /openapi.json.
+
+Amounts are JSON numbers; the service turns them into exact minor units and refuses
+anything negative, not finite, above 10^12 or more precise than the currency allows.
+Strings are never taken for numbers, nor numbers for strings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a JSON number, such as 127.5")
+    return value
+
+
+Amount = Annotated[Union[int, float], BeforeValidator(_number)]
+Context = dict[str, Any]
+
+
+class _In(BaseModel):
+    # Unknown fields are ignored, as the 0.2.0 SDK sends a few the protocol never read.
+    model_config = ConfigDict(extra="ignore")
+
+
+class EventIn(_In):
+    venue_id: Optional[StrictStr] = None
+    agent_id: Optional[StrictStr] = None
+    action: StrictStr
+    amount: Optional[Amount] = None
+    currency: Optional[StrictStr] = None
+    direction: Optional[StrictStr] = Field(None, description="inbound, outbound or internal")
+    context: Optional[Context] = None
+    reason: Optional[StrictStr] = None
+    id: Optional[StrictStr] = Field(None, description="A client-made id (evt_...): a re-sent event is stored once")
+
+
+class EventBatchIn(_In):
+    events: list[EventIn] = Field(..., min_length=1, max_length=1000)
+
+
+class AuthorizeIn(_In):
+    agent_id: Optional[StrictStr] = None
+    action: StrictStr
+    amount: Amount
+    currency: Optional[StrictStr] = None
+    context: Optional[Context] = None
+    reason: Optional[StrictStr] = None
+
+
+class ExecuteIn(_In):
+    actual_amount: Optional[Amount] = None
+    context: Optional[Context] = None
+
+
+class SettleIn(_In):
+    context: Optional[Context] = None
+
+
+class ApproveIn(_In):
+    note: Optional[StrictStr] = None
+
+
+class DenyIn(_In):
+    reason: Optional[StrictStr] = None
+
+
+class PolicyIn(_In):
+    agent_id: Optional[StrictStr] = Field(None, description="None: the venue-wide policy")
+    max_single_amount: Optional[Amount] = None
+    max_daily_spend: Optional[Amount] = None
+    max_monthly_spend: Optional[Amount] = None
+    require_approval_above: Optional[Amount] = None
+    allowed_actions: Optional[list[StrictStr]] = None
+
+
+class KeyIn(_In):
+    role: Literal["admin", "agent"]
+    agent_id: Optional[StrictStr] = None
+    name: Optional[StrictStr] = None
+
+
+# -- answers (documentation; the service renders them) -------------------------------
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(..., description="A sentence a person can read")
+    code: str = Field(..., description="A stable machine-readable code")
+
+
+class LoggedOut(BaseModel):
+    id: str
+    status: Literal["logged"]
+    created_at: str
+    sequence: int
+    verify_url: str
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    ids: list[str]
+
+
+class EventOut(BaseModel):
+    id: str
+    venue_id: str
+    sequence: int
+    agent_id: str
+    action: str
+    amount: Optional[float]
+    currency: Optional[str]
+    direction: Optional[str]
+    context: Optional[Context]
+    reason: Optional[str]
+    authorization_id: Optional[str]
+    actor: str
+    created_at: str
+    leaf_hash: str
+    verify_url: str
+
+
+class _Page(BaseModel):
+    venue_id: str
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class EventPage(_Page):
+    events: list[EventOut]
+
+
+class AgentStats(BaseModel):
+    events: int
+    inbound: float
+    outbound: float
+
+
+class StatsOut(BaseModel):
+    venue_id: str
+    period: Literal["today", "7d", "30d", "all"]
+    currency: str
+    total_inbound: float
+    total_outbound: float
+    event_count: int
+    by_agent: dict[str, AgentStats]
+
+
+class DecisionOut(BaseModel):
+    approved: bool
+    status: Literal["approved", "denied", "pending"]
+    authorization_id: str
+    expires_at: Optional[str] = None
+    denial_reason: Optional[str] = None
+    denial_code: Optional[str] = None
+    message: Optional[str] = None
+    created_at: str
+
+
+class ExecutedOut(BaseModel):
+    authorization_id: str
+    event_id: str
+    status: Literal["executed"]
+    executed_at: str
+
+
+class SettledOut(BaseModel):
+    authorization_id: str
+    status: Literal["settled"]
+    settled_at: str
+
+
+class ReversedOut(BaseModel):
+    authorization_id: str
+    status: Literal["reversed"]
+    event_id: Optional[str]
+
+
+class AuthorizationOut(BaseModel):
+    id: str
+    authorization_id: str
+    venue_id: str
+    agent_id: str
+    action: str
+    amount: float
+    actual_amount: Optional[float]
+    held_amount: float
+    currency: str
+    status: Literal["pending", "approved", "denied", "expired", "reversed", "executed", "settled"]
+    approved: bool
+    denial_code: Optional[str]
+    denial_reason: Optional[str]
+    message: Optional[str]
+    note: Optional[str]
+    context: Optional[Context]
+    reason: Optional[str]
+    created_at: str
+    expires_at: Optional[str]
+    approved_at: Optional[str]
+    denied_at: Optional[str]
+    executed_at: Optional[str]
+    settled_at: Optional[str]
+    reversed_at: Optional[str]
+    expired_at: Optional[str]
+    requested_by: str
+    decided_by: Optional[str]
+    event_id: Optional[str]
+    reversal_event_id: Optional[str]
+
+
+class AuthorizationPage(_Page):
+    authorizations: list[AuthorizationOut]
+
+
+class PolicyOut(BaseModel):
+    id: str
+    venue_id: str
+    agent_id: Optional[str]
+    max_single_amount: Optional[float]
+    max_daily_spend: Optional[float]
+    max_monthly_spend: Optional[float]
+    require_approval_above: Optional[float]
+    allowed_actions: Optional[list[str]]
+    currency: str
+    created_at: str
+    updated_at: str
+
+
+class PolicyList(BaseModel):
+    venue_id: str
+    policies: list[PolicyOut]
+
+
+class DeletedOut(BaseModel):
+    status: Literal["deleted"]
+    id: str
+
+
+class KeyOut(BaseModel):
+    id: str
+    venue_id: str
+    role: Literal["admin", "agent"]
+    agent_id: Optional[str]
+    name: Optional[str]
+    prefix: str
+    created_at: str
+    revoked_at: Optional[str]
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(..., description="The secret; shown only in this answer")
+
+
+class KeyList(BaseModel):
+    venue_id: str
+    keys: list[KeyOut]
+
+
+class VerifyOut(BaseModel):
+    event: dict[str, Any]
+    entry: dict[str, Any]
+    leaf_hash: str
+    proof: Optional[dict[str, Any]] = None
+    checkpoint: Optional[str] = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: str

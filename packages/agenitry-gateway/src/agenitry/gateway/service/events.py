@@ -1,0 +1,169 @@
+"""The append-only event log: sequence numbers, canonical entries and their leaf hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import Connection, and_, exists, func, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from agenitry import canonical_json, leaf_hash
+from agenitry.gateway._clock import iso
+from agenitry.gateway._money import decimal_string
+from agenitry.gateway.errors import Unprocessable
+from agenitry.gateway.service.records import Values
+from agenitry.gateway.store.schema import events, venues
+
+#: Bumped only with a migration that keeps old entries verifiable.
+ENTRY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append; ``amount`` is in minor units of ``currency``."""
+
+    id: str
+    agent_id: str
+    action: str
+    actor: str
+    amount: Optional[int] = None
+    currency: Optional[str] = None
+    direction: Optional[str] = None
+    context: Optional[dict[str, Any]] = None
+    reason: Optional[str] = None
+    authorization_id: Optional[str] = None
+
+    def same_as(self, row: Any) -> bool:
+        """True when a stored event says exactly what this one says (a re-send)."""
+        return bool(
+            row.agent_id == self.agent_id
+            and row.action == self.action
+            and row.amount == self.amount
+            and row.currency == self.currency
+            and row.direction == self.direction
+            and row.context == self.context
+            and row.reason == self.reason
+        )
+
+
+def context_digest(context: Optional[dict[str, Any]], salt: Optional[str]) -> Optional[str]:
+    if context is None or salt is None:
+        return None
+    return hashlib.sha256(bytes.fromhex(salt) + canonical_json(context)).hexdigest()
+
+
+def entry(row: Any) -> dict[str, Any]:
+    """The canonical entry of a stored event: what its leaf hash commits to.
+
+    The context itself is not in the entry, only a salted digest of it, so an event can
+    be proven to anyone without showing its context.
+    """
+    return {
+        "v": ENTRY_VERSION,
+        "id": row.id,
+        "venue_id": row.venue_id,
+        "sequence": row.sequence,
+        "created_at": iso(row.created_at),
+        "agent_id": row.agent_id,
+        "action": row.action,
+        "amount": decimal_string(row.amount, row.currency) if row.amount is not None else None,
+        "currency": row.currency,
+        "direction": row.direction,
+        "reason": row.reason,
+        "authorization_id": row.authorization_id,
+        "actor": row.actor,
+        "context_digest": context_digest(row.context, row.context_salt),
+    }
+
+
+def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent]) -> list[dict[str, Any]]:
+    """Append events in order; returns the stored rows. The caller holds the venue's lock."""
+    if not batch:
+        return []
+    count = conn.execute(
+        update(venues)
+        .where(venues.c.id == venue_id)
+        .values(event_count=venues.c.event_count + len(batch))
+        .returning(venues.c.event_count)
+    ).scalar_one()
+    first = count - len(batch)
+    rows = []
+    for offset, new in enumerate(batch):
+        row = {
+            "venue_id": venue_id,
+            "sequence": first + offset,
+            "id": new.id,
+            "agent_id": new.agent_id,
+            "action": new.action,
+            "amount": new.amount,
+            "currency": new.currency if new.amount is not None else None,
+            "direction": new.direction,
+            "context": new.context,
+            "context_salt": secrets.token_hex(16) if new.context is not None else None,
+            "reason": new.reason,
+            "authorization_id": new.authorization_id,
+            "actor": new.actor,
+            "created_at": now,
+        }
+        row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
+        rows.append(row)
+    conn.execute(events.insert(), rows)
+    return rows
+
+
+def find(conn: Connection, venue_id: str, ids: Sequence[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    query = select(events).where(events.c.venue_id == venue_id, events.c.id.in_(list(ids)))
+    return {row.id: row for row in conn.execute(query)}
+
+
+def context_filter(conn: Connection, wanted: dict[str, Any]) -> ColumnElement[bool]:
+    """Events whose context contains ``wanted`` (JSONB ``@>`` semantics)."""
+    if conn.dialect.name == "postgresql":
+        return events.c.context.contains(wanted)
+    return and_(*_sqlite_containment(wanted, "$"))
+
+
+def _sqlite_containment(wanted: Any, path: str) -> list[ColumnElement[bool]]:
+    # SQLite has no containment operator: an object is matched key by key along JSON
+    # paths, an array element by element through json_each, a scalar by type and value.
+    context = events.c.context
+    if isinstance(wanted, dict):
+        clauses: list[ColumnElement[bool]] = [func.json_type(context, path) == "object"]
+        for key, value in wanted.items():
+            quoted = key.replace("\\", "\\\\").replace('"', '\\"')
+            clauses.extend(_sqlite_containment(value, f'{path}."{quoted}"'))
+        return clauses
+    if isinstance(wanted, list):
+        clauses = [func.json_type(context, path) == "array"]
+        for item in wanted:
+            if isinstance(item, (dict, list)):
+                raise Unprocessable(
+                    "On SQLite a context filter can match arrays of plain values only",
+                    code="invalid_context_filter",
+                )
+            each = func.json_each(context, path).table_valued("value", "type")
+            match = and_(each.c.type.in_(_json_types(item)), each.c.value == item)
+            clauses.append(exists(select(1).select_from(each).where(match)))
+        return clauses
+    types = _json_types(wanted)
+    clause = func.json_type(context, path).in_(types)
+    if wanted is None or isinstance(wanted, bool):
+        return [clause]
+    return [and_(clause, func.json_extract(context, path) == wanted)]
+
+
+def _json_types(value: Any) -> tuple[str, ...]:
+    """The names SQLite's json_type gives to values equal to ``value``."""
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("true",) if value else ("false",)
+    if isinstance(value, (int, float)):
+        return ("integer", "real")
+    return ("text",)

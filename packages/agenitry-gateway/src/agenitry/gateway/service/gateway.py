@@ -1,0 +1,725 @@
+"""The gateway's service: every operation of the wire protocol, with its checks.
+
+The HTTP routes, the CLI and the embedded client all call this one class, so a decision
+is made in one place whichever way a request arrives. Each write runs in one transaction
+on its venue (see :mod:`agenitry.gateway.store.database`), so a decision, its hold, its
+audit event and its idempotency record commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agenitry import DEFAULT_DIRECTIONS, canonical_json
+from agenitry.gateway._clock import DAY, SECOND, Clock, iso, start_of_utc_day, system_clock
+from agenitry.gateway._ids import CLIENT_EVENT_ID, new_api_key, new_id
+from agenitry.gateway._money import display, to_number
+from agenitry.gateway.errors import Conflict, NotFound, Unauthenticated, Unprocessable
+from agenitry.gateway.service import events, inputs, ledger, lifecycle, records
+from agenitry.gateway.service.access import ROLES, Principal
+from agenitry.gateway.service.events import NewEvent
+from agenitry.gateway.service.lifecycle import Tx
+from agenitry.gateway.service.records import Values
+from agenitry.gateway.store.database import Database
+from agenitry.gateway.store.schema import (
+    api_keys,
+    authorizations,
+    idempotency_keys,
+    policies,
+    venues,
+)
+from agenitry.gateway.store.schema import (
+    events as events_table,
+)
+
+STATS_PERIODS = {"today": None, "7d": 7 * DAY, "30d": 30 * DAY, "all": None}
+STATUSES = ("pending", "approved", "denied", "expired", "reversed", "executed", "settled")
+MAX_BATCH = 1_000
+#: Idempotency records are kept at least this long (the protocol promises 24 hours).
+IDEMPOTENCY_TTL = 2 * DAY
+#: Gateway-written actions, left out of the business totals of stats.
+_SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in inputs.RESERVED_PREFIXES)
+_POLICY_LIMITS = ("max_single_amount", "max_daily_spend", "max_monthly_spend", "require_approval_above")
+_ALL_SCOPES = "*"
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A caller's Idempotency-Key and the fingerprint of the request it came with."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str, principal: Principal, method: str, path: str, body: Any) -> Idempotency:
+        if not key or len(key) > 255:
+            raise Unprocessable("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
+        request = {"key": principal.key_id, "method": method, "path": path, "body": body}
+        return cls(key, hashlib.sha256(canonical_json(request)).hexdigest())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write answered; ``replayed`` when it is the stored answer of a repeat."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Gateway:
+    """The service behind every route.
+
+    >>> gateway = Gateway(Database("sqlite:///agenitry.db"))  # doctest: +SKIP
+    >>> gateway.migrate()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock = system_clock,
+        execute_window: float = 300.0,
+        approval_window: float = 86_400.0,
+        public_url: str = "http://127.0.0.1:8700",
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.execute_window = int(execute_window * SECOND)
+        self.approval_window = int(approval_window * SECOND)
+        self.public_url = public_url.rstrip("/")
+
+    def migrate(self) -> None:
+        self.db.migrate()
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextmanager
+    def _venue_tx(self, venue_id: str) -> Iterator[Tx]:
+        with self.db.write() as conn:
+            venue = self.db.lock_venue(conn, venue_id)
+            tx = Tx(conn, venue, self.clock())
+            lifecycle.expire_due(tx)
+            yield tx
+
+    def _transact(
+        self, principal: Principal, idempotency: Optional[Idempotency], work: Callable[[Tx], dict[str, Any]]
+    ) -> Outcome:
+        with self._venue_tx(principal.venue_id) as tx:
+            if idempotency is not None:
+                stored = tx.conn.execute(
+                    select(idempotency_keys).where(
+                        idempotency_keys.c.venue_id == principal.venue_id,
+                        idempotency_keys.c.key == idempotency.key,
+                    )
+                ).first()
+                if stored is not None:
+                    if stored.fingerprint != idempotency.fingerprint:
+                        raise Unprocessable(
+                            "This Idempotency-Key was already used with a different request",
+                            code="idempotency_key_reused",
+                        )
+                    return Outcome(stored.body, replayed=True)
+            body = work(tx)
+            if idempotency is not None:
+                tx.conn.execute(
+                    idempotency_keys.insert().values(
+                        venue_id=principal.venue_id,
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        status_code=200,
+                        body=body,
+                        created_at=tx.now,
+                    )
+                )
+            return Outcome(body)
+
+    @contextmanager
+    def _read(self, venue_id: str) -> Iterator[Connection]:
+        """A read of one venue, after any expiry that is due has been applied."""
+        now = self.clock()
+        with self.db.read() as conn:
+            due = conn.execute(
+                select(authorizations.c.id)
+                .where(
+                    authorizations.c.venue_id == venue_id,
+                    authorizations.c.status.in_(["approved", "pending"]),
+                    authorizations.c.expires_at < now,
+                )
+                .limit(1)
+            ).first()
+        if due is not None:
+            with self._venue_tx(venue_id):
+                pass
+        with self.db.read() as conn:
+            yield conn
+
+    # -- venues and keys ---------------------------------------------------------------
+
+    def create_venue(
+        self, venue_id: str, *, name: Optional[str] = None, currency: str = "USD", public_context: bool = False
+    ) -> dict[str, Any]:
+        row = {
+            "id": inputs.venue_id(venue_id),
+            "name": name or venue_id,
+            "currency": inputs.currency(currency),
+            "public_context": public_context,
+            "event_count": 0,
+            "created_at": self.clock(),
+        }
+        try:
+            with self.db.write() as conn:
+                conn.execute(venues.insert().values(row))
+        except IntegrityError:
+            raise Conflict(f"Venue '{venue_id}' already exists", code="venue_exists") from None
+        return records.venue(Values(row))
+
+    def get_venue(self, venue_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(select(venues).where(venues.c.id == venue_id)).first()
+        if row is None:
+            raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
+        return records.venue(row)
+
+    def list_venues(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return [records.venue(row) for row in conn.execute(select(venues).order_by(venues.c.id))]
+
+    def create_key(
+        self, principal: Principal, *, role: str, agent_id: Optional[str] = None, name: Optional[str] = None
+    ) -> tuple[dict[str, Any], str]:
+        """Create an API key; returns its record and the secret, which is shown only here."""
+        principal.require_admin("create keys")
+        if role not in ROLES:
+            raise Unprocessable("role must be admin or agent", code="invalid_role")
+        if role == "agent":
+            agent_id = inputs.agent_id(agent_id)
+        elif agent_id is not None:
+            raise Unprocessable("An admin key acts for the whole venue: give no agent_id", code="invalid_agent_id")
+        secret = new_api_key()
+
+        def work(tx: Tx) -> dict[str, Any]:
+            row = {
+                "id": new_id("key"),
+                "venue_id": tx.venue_id,
+                "role": role,
+                "agent_id": agent_id,
+                "name": inputs.text(name, "name"),
+                "prefix": secret[:11],
+                "digest": _digest(secret),
+                "created_at": tx.now,
+                "revoked_at": None,
+            }
+            tx.conn.execute(api_keys.insert().values(row))
+            tx.log(_admin_event("key.created", principal, agent_id, {"key_id": row["id"], "role": role}))
+            return records.api_key(Values(row))
+
+        return self._transact(principal, None, work).body, secret
+
+    def list_keys(self, principal: Principal) -> dict[str, Any]:
+        principal.require_admin("list keys")
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(api_keys).where(api_keys.c.venue_id == principal.venue_id).order_by(api_keys.c.created_at)
+            )
+            return {"venue_id": principal.venue_id, "keys": [records.api_key(row) for row in rows]}
+
+    def revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
+        principal.require_admin("revoke keys")
+
+        def work(tx: Tx) -> dict[str, Any]:
+            row = tx.conn.execute(
+                select(api_keys).where(api_keys.c.id == key_id, api_keys.c.venue_id == tx.venue_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"Key '{key_id}' not found", code="key_not_found")
+            if row.revoked_at is None:
+                tx.conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=tx.now))
+                tx.log(_admin_event("key.revoked", principal, row.agent_id, {"key_id": key_id}))
+            revoked = tx.conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
+            return records.api_key(revoked)
+
+        return self._transact(principal, None, work).body
+
+    def authenticate(self, secret: Optional[str]) -> Principal:
+        """The principal of a presented key; :class:`Unauthenticated` if it is unknown or revoked."""
+        if not secret or not secret.startswith("ag_") or len(secret) > 200:
+            raise Unauthenticated()
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id).where(
+                    api_keys.c.digest == _digest(secret), api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+        if row is None:
+            raise Unauthenticated()
+        return Principal(key_id=row.id, venue_id=row.venue_id, role=row.role, agent_id=row.agent_id)
+
+    # -- events ------------------------------------------------------------------------
+
+    def log_event(
+        self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        """POST /v1/events: append one event (a re-sent client id is stored once)."""
+        principal.require_venue(fields.get("venue_id") or principal.venue_id)
+
+        def work(tx: Tx) -> dict[str, Any]:
+            [row] = self._append_client_events(tx, principal, [fields])
+            return records.logged(Values(row), self.public_url)
+
+        return self._transact(principal, idempotency, work)
+
+    def log_events(
+        self, principal: Principal, batch: Sequence[dict[str, Any]], *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        """POST /v1/events/batch: append up to 1,000 events, all or none."""
+        if not 1 <= len(batch) <= MAX_BATCH:
+            raise Unprocessable(f"A batch holds 1 to {MAX_BATCH} events", code="invalid_batch")
+        for fields in batch:
+            principal.require_venue(fields.get("venue_id") or principal.venue_id)
+
+        def work(tx: Tx) -> dict[str, Any]:
+            rows = self._append_client_events(tx, principal, batch)
+            return {"accepted": len(rows), "ids": [row["id"] for row in rows]}
+
+        return self._transact(principal, idempotency, work)
+
+    def _append_client_events(
+        self, tx: Tx, principal: Principal, batch: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        wanted = [self._client_event(tx, principal, index, fields, len(batch)) for index, fields in enumerate(batch)]
+        existing = events.find(tx.conn, tx.venue_id, [new.id for new in wanted])
+        fresh: dict[str, NewEvent] = {}
+        answers: list[Any] = []
+        for new in wanted:
+            earlier = existing.get(new.id) or fresh.get(new.id)
+            if earlier is None:
+                fresh[new.id] = new
+                answers.append(new.id)
+            elif (isinstance(earlier, NewEvent) and earlier == new) or (
+                not isinstance(earlier, NewEvent) and new.same_as(earlier)
+            ):
+                answers.append(new.id)
+            else:
+                raise Conflict(f"Event id '{new.id}' was already used for a different event", code="event_id_conflict")
+        stored = {row["id"]: row for row in tx.log(*fresh.values())}
+        stored.update({key: row._asdict() for key, row in existing.items()})
+        return [stored[event_id] for event_id in answers]
+
+    def _client_event(self, tx: Tx, principal: Principal, index: int, fields: dict[str, Any], size: int) -> NewEvent:
+        try:
+            action = inputs.caller_action(fields.get("action"))
+            currency = inputs.currency(fields.get("currency") or tx.venue.currency)
+            amount = fields.get("amount")
+            event_id = fields.get("id")
+            if event_id is not None and (not isinstance(event_id, str) or not CLIENT_EVENT_ID.match(event_id)):
+                raise Unprocessable("An event id is 'evt_' and 16-64 letters, digits, _ or -", code="invalid_event_id")
+            return NewEvent(
+                id=event_id or new_id("evt"),
+                agent_id=inputs.agent_id(principal.acting_for(fields.get("agent_id"))),
+                action=action,
+                actor=principal.key_id,
+                amount=inputs.amount(amount, currency) if amount is not None else None,
+                currency=currency if amount is not None else None,
+                direction=inputs.direction(fields.get("direction")) or DEFAULT_DIRECTIONS.get(action, "internal"),
+                context=inputs.context(fields.get("context")),
+                reason=inputs.text(fields.get("reason"), "reason"),
+            )
+        except Unprocessable as exc:
+            if size > 1:
+                exc.message = f"events[{index}]: {exc.message}"
+                exc.extra["index"] = index
+            raise
+
+    def list_events(
+        self,
+        principal: Principal,
+        venue_id: str,
+        *,
+        agent_id: Optional[str] = None,
+        action: Optional[str] = None,
+        context: Optional[dict[str, Any]] = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        principal.require_venue(venue_id)
+        e = events_table.c
+        with self._read(venue_id) as conn:
+            where = [e.venue_id == venue_id]
+            if agent_id is not None:
+                where.append(e.agent_id == agent_id)
+            if action is not None:
+                where.append(e.action == action)
+            if context:
+                where.append(events.context_filter(conn, context))
+            total = conn.execute(select(func.count()).select_from(events_table).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(events_table).where(*where).order_by(e.sequence.desc()).limit(limit).offset(offset)
+            ).all()
+        return _page(venue_id, total, limit, offset, "events", [records.event(r, self.public_url) for r in rows])
+
+    def stats(self, principal: Principal, venue_id: str, *, period: str = "today") -> dict[str, Any]:
+        """Business totals: the gateway's own authorization, policy and key events are left out."""
+        principal.require_venue(venue_id)
+        if period not in STATS_PERIODS:
+            raise Unprocessable("period must be today, 7d, 30d or all", code="invalid_period")
+        now = self.clock()
+        span = STATS_PERIODS[period]
+        since = start_of_utc_day(now) if period == "today" else (now - span if span else None)
+        e = events_table.c
+        with self._read(venue_id) as conn:
+            currency = _venue_currency(conn, venue_id)
+            query = (
+                select(e.agent_id, e.direction, e.currency, func.count(), func.coalesce(func.sum(e.amount), 0))
+                .where(e.venue_id == venue_id, *[e.action.not_like(p) for p in _SYSTEM_ACTIONS])
+                .group_by(e.agent_id, e.direction, e.currency)
+            )
+            if since is not None:
+                query = query.where(e.created_at >= since)
+            groups = conn.execute(query).all()
+        by_agent: dict[str, dict[str, Any]] = {}
+        totals = {"inbound": 0, "outbound": 0}
+        count = 0
+        for agent, direction, event_currency, n, amount in groups:
+            entry = by_agent.setdefault(agent, {"events": 0, "inbound": 0, "outbound": 0})
+            entry["events"] += n
+            count += n
+            if direction in totals and event_currency == currency:
+                entry[direction] += int(amount)
+                totals[direction] += int(amount)
+        for entry in by_agent.values():
+            entry["inbound"] = to_number(entry["inbound"], currency)
+            entry["outbound"] = to_number(entry["outbound"], currency)
+        return {
+            "venue_id": venue_id,
+            "period": period,
+            "currency": currency,
+            "total_inbound": to_number(totals["inbound"], currency),
+            "total_outbound": to_number(totals["outbound"], currency),
+            "event_count": count,
+            "by_agent": by_agent,
+        }
+
+    # -- authorizations ------------------------------------------------------------------
+
+    def authorize(
+        self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        """POST /v1/authorize: decide a spend request; a denial or pending is an answer, not an error."""
+        agent_id = inputs.agent_id(principal.acting_for(fields.get("agent_id")))
+        action = inputs.caller_action(fields.get("action"))
+        if fields.get("amount") is None:
+            raise Unprocessable("amount is required", code="invalid_amount")
+        context = inputs.context(fields.get("context"))
+        reason = inputs.text(fields.get("reason"), "reason")
+
+        def work(tx: Tx) -> dict[str, Any]:
+            currency = inputs.currency(fields.get("currency") or tx.venue.currency)
+            row = lifecycle.create(
+                tx,
+                agent_id=agent_id,
+                action=action,
+                amount=inputs.amount(fields["amount"], currency),
+                currency=currency,
+                context=context,
+                reason=reason,
+                actor=principal.key_id,
+                execute_window=self.execute_window,
+                approval_window=self.approval_window,
+            )
+            return records.decision(row)
+
+        return self._transact(principal, idempotency, work)
+
+    def _on_authorization(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        idempotency: Optional[Idempotency],
+        step: Callable[[Tx, Any], dict[str, Any]],
+    ) -> Outcome:
+        def work(tx: Tx) -> dict[str, Any]:
+            row = lifecycle.load(tx, authorization_id)
+            principal.require_agent(row.agent_id)
+            return step(tx, row)
+
+        return self._transact(principal, idempotency, work)
+
+    def execute(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        actual_amount: Any = None,
+        context: Optional[dict[str, Any]] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> Outcome:
+        context = inputs.context(context)
+
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            actual = (
+                inputs.amount(actual_amount, row.currency, field="actual_amount") if actual_amount is not None else None
+            )
+            done = lifecycle.execute(tx, row, principal.key_id, actual, context)
+            return {
+                "authorization_id": done.id,
+                "event_id": done.event_id,
+                "status": done.status,
+                "executed_at": iso(done.executed_at),
+            }
+
+        return self._on_authorization(principal, authorization_id, idempotency, step)
+
+    def settle(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        context: Optional[dict[str, Any]] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> Outcome:
+        context = inputs.context(context)
+
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            done = lifecycle.settle(tx, row, principal.key_id, context)
+            return {"authorization_id": done.id, "status": done.status, "settled_at": iso(done.settled_at)}
+
+        return self._on_authorization(principal, authorization_id, idempotency, step)
+
+    def reverse(
+        self, principal: Principal, authorization_id: str, *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            done = lifecycle.reverse(tx, row, principal.key_id)
+            return {"authorization_id": done.id, "status": done.status, "event_id": done.reversal_event_id}
+
+        return self._on_authorization(principal, authorization_id, idempotency, step)
+
+    def approve(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        note: Optional[str] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> Outcome:
+        principal.require_admin("approve an authorization")
+        note = inputs.text(note, "note")
+
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            return records.authorization(lifecycle.approve(tx, row, principal.key_id, note, self.execute_window))
+
+        return self._on_authorization(principal, authorization_id, idempotency, step)
+
+    def deny(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        reason: Optional[str] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> Outcome:
+        principal.require_admin("deny an authorization")
+        reason = inputs.text(reason, "reason")
+
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            return records.authorization(lifecycle.deny(tx, row, principal.key_id, reason))
+
+        return self._on_authorization(principal, authorization_id, idempotency, step)
+
+    def get_authorization(self, principal: Principal, authorization_id: str) -> dict[str, Any]:
+        with self._read(principal.venue_id) as conn:
+            row = conn.execute(
+                select(authorizations).where(
+                    authorizations.c.id == authorization_id, authorizations.c.venue_id == principal.venue_id
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"Authorization '{authorization_id}' not found", code="authorization_not_found")
+        return records.authorization(row)
+
+    def list_authorizations(
+        self,
+        principal: Principal,
+        *,
+        agent_id: Optional[str] = None,
+        action: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        if status is not None and status not in STATUSES:
+            raise Unprocessable(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
+        a = authorizations.c
+        where = [a.venue_id == principal.venue_id]
+        for column, value in ((a.agent_id, agent_id), (a.action, action), (a.status, status)):
+            if value is not None:
+                where.append(column == value)
+        with self._read(principal.venue_id) as conn:
+            total = conn.execute(select(func.count()).select_from(authorizations).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(authorizations).where(*where).order_by(a.created_at.desc(), a.id).limit(limit).offset(offset)
+            ).all()
+        return _page(
+            principal.venue_id, total, limit, offset, "authorizations", [records.authorization(r) for r in rows]
+        )
+
+    # -- policies --------------------------------------------------------------------------
+
+    def put_policy(
+        self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        """PUT /v1/policies: replace the policy of one scope; fields not sent are unlimited."""
+        principal.require_admin("change a policy")
+        agent_id = fields.get("agent_id")
+        if agent_id is not None:
+            inputs.agent_id(agent_id)
+        allowed = fields.get("allowed_actions")
+        if allowed is not None:
+            if not isinstance(allowed, list) or len(allowed) > 100:
+                raise Unprocessable("allowed_actions must be a list of at most 100 actions", code="invalid_action")
+            allowed = list(dict.fromkeys(inputs.action(name, field="allowed_actions") for name in allowed))
+
+        def work(tx: Tx) -> dict[str, Any]:
+            limits = {
+                name: inputs.amount(fields[name], tx.venue.currency, field=name)
+                if fields.get(name) is not None
+                else None
+                for name in _POLICY_LIMITS
+            }
+            scope = agent_id or ""
+            existing = tx.conn.execute(
+                select(policies).where(policies.c.venue_id == tx.venue_id, policies.c.scope == scope)
+            ).first()
+            values = {**limits, "allowed_actions": allowed, "updated_at": tx.now}
+            if existing is None:
+                policy_id = new_id("pol")
+                tx.conn.execute(
+                    policies.insert().values(
+                        id=policy_id, venue_id=tx.venue_id, agent_id=agent_id, scope=scope, created_at=tx.now, **values
+                    )
+                )
+            else:
+                policy_id = existing.id
+                tx.conn.execute(update(policies).where(policies.c.id == policy_id).values(**values))
+            row = tx.conn.execute(select(policies).where(policies.c.id == policy_id)).one()
+            body = records.policy(row, tx.venue.currency)
+            details = {key: body[key] for key in (*_POLICY_LIMITS, "allowed_actions", "id")}
+            tx.log(_admin_event("policy.updated", principal, agent_id, details))
+            return body
+
+        return self._transact(principal, idempotency, work)
+
+    def list_policies(self, principal: Principal) -> dict[str, Any]:
+        with self.db.read() as conn:
+            currency = _venue_currency(conn, principal.venue_id)
+            rows = conn.execute(
+                select(policies)
+                .where(policies.c.venue_id == principal.venue_id)
+                .order_by(policies.c.scope, policies.c.created_at)
+            )
+            return {"venue_id": principal.venue_id, "policies": [records.policy(row, currency) for row in rows]}
+
+    def delete_policy(
+        self, principal: Principal, policy_id: str, *, idempotency: Optional[Idempotency] = None
+    ) -> Outcome:
+        principal.require_admin("delete a policy")
+
+        def work(tx: Tx) -> dict[str, Any]:
+            row = tx.conn.execute(
+                select(policies).where(policies.c.id == policy_id, policies.c.venue_id == tx.venue_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"Policy '{policy_id}' not found", code="policy_not_found")
+            tx.conn.execute(policies.delete().where(policies.c.id == policy_id))
+            tx.log(_admin_event("policy.deleted", principal, row.agent_id, {"id": policy_id}))
+            return {"status": "deleted", "id": policy_id}
+
+        return self._transact(principal, idempotency, work)
+
+    # -- public and housekeeping -------------------------------------------------------------
+
+    def public_event(self, venue_id: str, event_id: str) -> dict[str, Any]:
+        """An event as anyone holding its verify link may see it (no key needed)."""
+        with self._read(venue_id) as conn:
+            venue = conn.execute(select(venues).where(venues.c.id == venue_id)).first()
+            row = conn.execute(
+                select(events_table).where(events_table.c.venue_id == venue_id, events_table.c.id == event_id)
+            ).first()
+            if venue is None or row is None:
+                raise NotFound("No such event", code="event_not_found")
+            status = None
+            if row.authorization_id is not None:
+                status = conn.execute(
+                    select(authorizations.c.status).where(authorizations.c.id == row.authorization_id)
+                ).scalar()
+        event = records.event(row, self.public_url)
+        if not venue.public_context:
+            event["context"] = None
+        event["authorization_status"] = status
+        event["venue_name"] = venue.name
+        event["amount_display"] = display(row.amount, row.currency) if row.amount is not None else None
+        event["entry"] = events.entry(row)
+        return event
+
+    def sweep(self) -> int:
+        """Expire what is due in every venue and drop records no one can need; returns
+        how many authorizations expired. ``agenitry serve`` runs it periodically."""
+        now = self.clock()
+        with self.db.read() as conn:
+            due = (
+                conn.execute(
+                    select(authorizations.c.venue_id)
+                    .where(authorizations.c.status.in_(["approved", "pending"]), authorizations.c.expires_at < now)
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
+        expired = 0
+        for venue_id in due:
+            with self._venue_tx(venue_id) as tx:
+                expired += len([row for row in tx.appended if row["action"] == "authorization.expired"])
+        with self.db.write() as conn:
+            conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL))
+            ledger.prune_buckets(conn, now - 30 * DAY)
+        return expired
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _venue_currency(conn: Connection, venue_id: str) -> str:
+    currency = conn.execute(select(venues.c.currency).where(venues.c.id == venue_id)).scalar()
+    if currency is None:
+        raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
+    return str(currency)
+
+
+def _admin_event(action: str, principal: Principal, agent_id: Optional[str], details: dict[str, Any]) -> NewEvent:
+    return NewEvent(
+        id=new_id("evt"),
+        agent_id=agent_id or _ALL_SCOPES,
+        action=action,
+        actor=principal.key_id,
+        direction="internal",
+        context=details,
+    )
+
+
+def _page(venue_id: str, total: int, limit: int, offset: int, name: str, items: list[Any]) -> dict[str, Any]:
+    return {
+        "venue_id": venue_id,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + len(items) < total,
+        name: items,
+    }

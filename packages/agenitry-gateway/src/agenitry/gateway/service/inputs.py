@@ -1,0 +1,116 @@
+"""Checks on what callers send, shared by the HTTP API, the CLI and embedded clients.
+
+Each raises :class:`Unprocessable` with a sentence a person understands; none changes state.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, Optional
+
+from agenitry import ACTION_PATTERN, canonical_json
+from agenitry.gateway._money import MoneyError, check_currency, to_minor
+from agenitry.gateway.errors import Unprocessable
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+VENUE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DIRECTIONS = ("inbound", "outbound", "internal")
+#: Actions the gateway writes itself; a caller cannot log them.
+RESERVED_PREFIXES = ("authorization.", "policy.", "key.")
+MAX_CONTEXT_BYTES = 16 * 1024
+MAX_CONTEXT_DEPTH = 16
+MAX_TEXT = 2_000
+
+
+def action(value: Any, *, field: str = "action") -> str:
+    if not isinstance(value, str) or not ACTION_PATTERN.match(value):
+        raise Unprocessable(
+            f"{field} must be a lower-case name such as 'order_captured' (letters, digits, _ . : -;"
+            " at most 64 characters)",
+            code="invalid_action",
+        )
+    return value
+
+
+def caller_action(value: Any) -> str:
+    name = action(value)
+    if name.startswith(RESERVED_PREFIXES):
+        raise Unprocessable(
+            f"Actions starting with {', '.join(RESERVED_PREFIXES)} are written by the gateway itself",
+            code="reserved_action",
+        )
+    return name
+
+
+def agent_id(value: Any) -> str:
+    if not isinstance(value, str) or not AGENT_ID.match(value):
+        raise Unprocessable(
+            "agent_id must be 1-128 characters: letters, digits and _ . : @ -",
+            code="invalid_agent_id",
+        )
+    return value
+
+
+def venue_id(value: Any) -> str:
+    if not isinstance(value, str) or not VENUE_ID.match(value):
+        raise Unprocessable(
+            "A venue id is 1-64 lower-case letters, digits, _ and -, such as 'nobo-downtown'",
+            code="invalid_venue_id",
+        )
+    return value
+
+
+def direction(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if value not in DIRECTIONS:
+        raise Unprocessable("direction must be inbound, outbound or internal", code="invalid_direction")
+    return str(value)
+
+
+def currency(value: Any) -> str:
+    try:
+        return check_currency(value)
+    except MoneyError as exc:
+        raise Unprocessable(str(exc), code="invalid_currency") from None
+
+
+def amount(value: Any, currency_code: str, *, field: str = "amount") -> int:
+    """A JSON number in major units → integer minor units of ``currency_code``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise Unprocessable(f"{field} must be a number", code="invalid_amount")
+    try:
+        return to_minor(Decimal(repr(value)) if isinstance(value, float) else value, currency_code)
+    except MoneyError as exc:
+        raise Unprocessable(f"{field}: {exc}", code="invalid_amount") from None
+
+
+def text(value: Any, field: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise Unprocessable(f"{field} must be text of at most {MAX_TEXT} characters", code="invalid_field")
+    return value
+
+
+def context(value: Any) -> Optional[dict[str, Any]]:
+    """A JSON object of at most 16 KiB and 16 levels."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Unprocessable("context must be a JSON object", code="invalid_context")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_CONTEXT_DEPTH:
+            raise Unprocessable(f"context nests deeper than {MAX_CONTEXT_DEPTH} levels", code="invalid_context")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    try:
+        size = len(canonical_json(value))
+    except ValueError:
+        raise Unprocessable("context must not contain NaN or Infinity", code="invalid_context") from None
+    if size > MAX_CONTEXT_BYTES:
+        raise Unprocessable(f"context is {size} bytes; at most {MAX_CONTEXT_BYTES} are kept", code="invalid_context")
+    return value

@@ -1,0 +1,326 @@
+"""The authorization lifecycle inside one venue-locked transaction.
+
+    authorize -> approved | pending | denied
+    pending   -> approved (owner; checks 1-4 re-run) | denied (owner) | expired
+    approved  -> executed | reversed | expired
+    executed  -> settled | reversed
+
+Every transition updates the holds and appends one event naming its actor; execute and
+the reversal of an executed authorization also append the business event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from sqlalchemy import Connection, select, update
+
+from agenitry import DEFAULT_DIRECTIONS
+from agenitry.gateway._ids import new_id
+from agenitry.gateway.errors import Conflict, NotFound
+from agenitry.gateway.service import events, ledger
+from agenitry.gateway.service.events import NewEvent
+from agenitry.gateway.service.policy import Decision, Policy, evaluate
+from agenitry.gateway.store.schema import authorizations, policies
+
+#: The one actor that is no key: expiry.
+SYSTEM = "system"
+OPPOSITE = {"inbound": "outbound", "outbound": "inbound", "internal": "internal"}
+
+
+@dataclass
+class Tx:
+    """One write transaction on one venue, at one instant."""
+
+    conn: Connection
+    venue: Any
+    now: int
+    appended: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def venue_id(self) -> str:
+        return str(self.venue.id)
+
+    def log(self, *batch: NewEvent) -> list[dict[str, Any]]:
+        rows = events.append(self.conn, self.venue_id, self.now, batch)
+        self.appended.extend(rows)
+        return rows
+
+
+def covering_policies(conn: Connection, venue_id: str, agent_id: str) -> list[Policy]:
+    """The venue-wide policy first, then the agent's, whichever exist."""
+    rows = conn.execute(
+        select(policies).where(policies.c.venue_id == venue_id, policies.c.scope.in_(["", agent_id]))
+    ).all()
+    return sorted((Policy.from_row(row) for row in rows), key=lambda p: p.scope != "")
+
+
+def decide(
+    tx: Tx,
+    *,
+    agent_id: str,
+    action: str,
+    amount: int,
+    currency: str,
+    approval_check: bool = True,
+    exclude: Optional[Any] = None,
+) -> Decision:
+    """Run the policy engine with the windows counted as of ``tx.now``.
+
+    ``exclude`` is an authorization whose own hold must not count against itself
+    (an owner approving a pending request).
+    """
+    if currency != tx.venue.currency:
+        return Decision(
+            "denied",
+            "currency_mismatch",
+            f"This venue spends in {tx.venue.currency}; the request was in {currency}",
+        )
+
+    def held(policy: Policy, window: int) -> int:
+        start = tx.now - window
+        amount_held = ledger.held_since(tx.conn, tx.venue_id, policy.scope, start)
+        if exclude is not None and exclude.created_at >= start and policy.scope in ("", exclude.agent_id):
+            amount_held -= exclude.hold
+        return amount_held
+
+    return evaluate(
+        covering_policies(tx.conn, tx.venue_id, agent_id),
+        action=action,
+        amount=amount,
+        currency=currency,
+        held=held,
+        approval_check=approval_check,
+    )
+
+
+def load(tx: Tx, authorization_id: str) -> Any:
+    row = tx.conn.execute(
+        select(authorizations).where(authorizations.c.id == authorization_id, authorizations.c.venue_id == tx.venue_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"Authorization '{authorization_id}' not found", code="authorization_not_found")
+    return row
+
+
+def transition(tx: Tx, row: Any, status: str, actor: str, *, hold: Optional[int] = None, **values: Any) -> Any:
+    """Move ``row`` to ``status``, adjust its hold and log the transition; returns the new row."""
+    new_hold = row.hold if hold is None else hold
+    ledger.add_hold(tx.conn, tx.venue_id, row.agent_id, row.created_at, new_hold - row.hold)
+    tx.conn.execute(
+        update(authorizations).where(authorizations.c.id == row.id).values(status=status, hold=new_hold, **values)
+    )
+    updated = tx.conn.execute(select(authorizations).where(authorizations.c.id == row.id)).one()
+    tx.log(transition_event(updated, actor))
+    return updated
+
+
+def transition_event(row: Any, actor: str) -> NewEvent:
+    details = {"status": row.status}
+    for name in ("denial_code", "expires_at"):
+        if getattr(row, name) is not None:
+            details[name] = getattr(row, name)
+    return NewEvent(
+        id=new_id("evt"),
+        agent_id=row.agent_id,
+        action=f"authorization.{row.status}",
+        actor=actor,
+        amount=row.actual_amount if row.actual_amount is not None else row.amount,
+        currency=row.currency,
+        direction="internal",
+        context=details,
+        reason=row.denial_reason or row.message,
+        authorization_id=row.id,
+    )
+
+
+def require_status(row: Any, allowed: tuple[str, ...], doing: str) -> None:
+    if row.status not in allowed:
+        raise Conflict(
+            f"Cannot {doing} an authorization that is {row.status} (only one that is {' or '.join(allowed)})",
+            code="invalid_transition",
+            current_status=row.status,
+        )
+
+
+def create(
+    tx: Tx,
+    *,
+    agent_id: str,
+    action: str,
+    amount: int,
+    currency: str,
+    context: Optional[dict[str, Any]],
+    reason: Optional[str],
+    actor: str,
+    execute_window: int,
+    approval_window: int,
+) -> Any:
+    """Decide a new request and record it, with its hold, in one step."""
+    verdict = decide(tx, agent_id=agent_id, action=action, amount=amount, currency=currency)
+    windows = {"approved": execute_window, "pending": approval_window}
+    authorization_id = new_id("auth")
+    hold = amount if verdict.status in windows else 0
+    row: dict[str, Any] = {
+        "id": authorization_id,
+        "venue_id": tx.venue_id,
+        "agent_id": agent_id,
+        "action": action,
+        "currency": currency,
+        "amount": amount,
+        "hold": hold,
+        "status": verdict.status,
+        "context": context,
+        "reason": reason,
+        "denial_code": verdict.denial_code,
+        "denial_reason": verdict.denial_reason,
+        "message": verdict.message,
+        "created_at": tx.now,
+        "expires_at": tx.now + windows[verdict.status] if verdict.status in windows else None,
+        "approved_at": tx.now if verdict.status == "approved" else None,
+        "denied_at": tx.now if verdict.status == "denied" else None,
+        "requested_by": actor,
+        "decided_by": "policy" if verdict.status != "pending" else None,
+    }
+    tx.conn.execute(authorizations.insert().values(row))
+    ledger.add_hold(tx.conn, tx.venue_id, agent_id, tx.now, hold)
+    stored = load(tx, authorization_id)
+    tx.log(transition_event(stored, actor))
+    return stored
+
+
+def approve(tx: Tx, row: Any, actor: str, note: Optional[str], execute_window: int) -> Any:
+    require_status(row, ("pending",), "approve")
+    verdict = decide(
+        tx,
+        agent_id=row.agent_id,
+        action=row.action,
+        amount=row.amount,
+        currency=row.currency,
+        approval_check=False,
+        exclude=row,
+    )
+    if verdict.status == "denied":
+        raise Conflict(
+            f"The current policy no longer allows this authorization: {verdict.denial_reason}."
+            " It stays pending; change the policy or deny it.",
+            code=verdict.denial_code or "policy_violation",
+            current_status=row.status,
+        )
+    return transition(
+        tx,
+        row,
+        "approved",
+        actor,
+        approved_at=tx.now,
+        expires_at=tx.now + execute_window,
+        decided_by=actor,
+        note=note,
+    )
+
+
+def deny(tx: Tx, row: Any, actor: str, reason: Optional[str]) -> Any:
+    require_status(row, ("pending",), "deny")
+    return transition(
+        tx,
+        row,
+        "denied",
+        actor,
+        hold=0,
+        denied_at=tx.now,
+        decided_by=actor,
+        denial_code="denied_by_owner",
+        denial_reason=reason or "Denied by the owner",
+    )
+
+
+def execute(tx: Tx, row: Any, actor: str, actual: Optional[int], context: Optional[dict[str, Any]]) -> Any:
+    require_status(row, ("approved",), "execute")
+    spent = row.amount if actual is None else actual
+    if spent > row.amount:
+        raise Conflict(
+            "The actual amount is above the authorized amount; request a new authorization",
+            code="amount_exceeds_authorization",
+            current_status=row.status,
+        )
+    event_id = new_id("evt")
+    updated = transition(
+        tx,
+        row,
+        "executed",
+        actor,
+        hold=spent,
+        actual_amount=spent,
+        executed_at=tx.now,
+        event_id=event_id,
+    )
+    merged = {**(row.context or {}), **(context or {})} or None
+    tx.log(
+        NewEvent(
+            id=event_id,
+            agent_id=row.agent_id,
+            action=row.action,
+            actor=actor,
+            amount=spent,
+            currency=row.currency,
+            direction=DEFAULT_DIRECTIONS.get(row.action, "outbound"),
+            context=merged,
+            reason=row.reason,
+            authorization_id=row.id,
+        )
+    )
+    return updated
+
+
+def settle(tx: Tx, row: Any, actor: str, context: Optional[dict[str, Any]]) -> Any:
+    require_status(row, ("executed",), "settle")
+    if context:
+        return transition(tx, row, "settled", actor, settled_at=tx.now, context={**(row.context or {}), **context})
+    return transition(tx, row, "settled", actor, settled_at=tx.now)
+
+
+def reverse(tx: Tx, row: Any, actor: str) -> Any:
+    require_status(row, ("approved", "executed"), "reverse")
+    reversal_id = new_id("evt") if row.status == "executed" else None
+    updated = transition(
+        tx,
+        row,
+        "reversed",
+        actor,
+        hold=0,
+        reversed_at=tx.now,
+        reversal_event_id=reversal_id,
+    )
+    if reversal_id is not None:
+        direction = DEFAULT_DIRECTIONS.get(row.action, "outbound")
+        tx.log(
+            NewEvent(
+                id=reversal_id,
+                agent_id=row.agent_id,
+                action="reversal",
+                actor=actor,
+                amount=row.actual_amount,
+                currency=row.currency,
+                direction=OPPOSITE[direction],
+                context={"reverses_event_id": row.event_id, "reverses_action": row.action},
+                authorization_id=row.id,
+            )
+        )
+    return updated
+
+
+def expire_due(tx: Tx) -> int:
+    """Expire the venue's authorizations whose window has passed; returns how many."""
+    due = tx.conn.execute(
+        select(authorizations)
+        .where(
+            authorizations.c.venue_id == tx.venue_id,
+            authorizations.c.status.in_(["approved", "pending"]),
+            authorizations.c.expires_at < tx.now,
+        )
+        .order_by(authorizations.c.expires_at, authorizations.c.id)
+    ).all()
+    for row in due:
+        transition(tx, row, "expired", SYSTEM, hold=0, expired_at=row.expires_at)
+    return len(due)

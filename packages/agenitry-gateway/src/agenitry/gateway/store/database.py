@@ -1,0 +1,140 @@
+"""Engines, transactions and migrations for SQLite and PostgreSQL.
+
+Every write transaction serializes on its venue: on SQLite with ``BEGIN IMMEDIATE`` (one
+writer at a time, waiting up to the busy timeout), on PostgreSQL by locking the venue's
+row ``FOR UPDATE`` (:meth:`Database.lock_venue`). A decision and its hold therefore happen as one atomic step however
+many threads, processes or gateway instances race, and since one venue's writes only
+ever take that one lock, they cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, Row, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from agenitry.gateway.errors import NotFound, StorageBusy
+from agenitry.gateway.store.schema import venues
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITE = "agenitry_write"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write and pick our drivers: ``postgresql://`` → psycopg 3."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Database:
+    """A database the gateway keeps its state in."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0, pool_size: int = 10) -> None:
+        self.url = normalize_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(busy_timeout_s, pool_size)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=2 * pool_size,
+                pool_pre_ping=True,
+                pool_timeout=busy_timeout_s,
+                connect_args={"connect_timeout": 5},
+            )
+        else:
+            raise ValueError(f"Unsupported database {self.url!r}: use sqlite:/// or postgresql://")
+
+    def _sqlite_engine(self, busy_timeout_s: float, pool_size: int) -> Engine:
+        path = make_url(self.url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=4 * pool_size,
+            pool_timeout=busy_timeout_s,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves, so that a write can say IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL survives a crash of the process (not of the machine).
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            immediate = connection.get_execution_options().get(_WRITE)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads."""
+        with self._storage_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite, the one writer until it ends)."""
+        with self._storage_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def lock_venue(self, conn: Connection, venue_id: str) -> Row[Any]:
+        """Read the venue's row and hold its lock until the transaction ends.
+
+        Raises :class:`NotFound` when there is no such venue.
+        """
+        query = select(venues).where(venues.c.id == venue_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
+        return row
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, PoolTimeout) as exc:
+            raise StorageBusy(
+                "The gateway's database is unavailable or busy; nothing was changed. Retry shortly."
+            ) from exc
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to run at every start)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def default_sqlite_url() -> str:
+    """The embedded default: ``agenitry.db`` in the working directory."""
+    return "sqlite:///" + os.path.abspath("agenitry.db")

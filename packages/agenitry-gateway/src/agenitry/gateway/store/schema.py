@@ -1,0 +1,158 @@
+"""The tables. Times are integer milliseconds since the epoch; money is integer minor units."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: JSON on SQLite, JSONB on PostgreSQL (so context containment can use an index there).
+Json = JSON().with_variant(JSONB(), "postgresql")
+Millis = BigInteger
+Minor = BigInteger
+
+venues = Table(
+    "venues",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("public_context", Boolean, nullable=False, default=False),
+    # The number of events appended so far: the next event's sequence number.
+    Column("event_count", BigInteger, nullable=False, default=0),
+    Column("created_at", Millis, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("venue_id", String(64), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("agent_id", String(128)),
+    Column("name", String(200)),
+    Column("prefix", String(16), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", Millis, nullable=False),
+    Column("revoked_at", Millis),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("venue_id", String(64), nullable=False),
+    Column("agent_id", String(128)),
+    # "" for the venue-wide policy, the agent id otherwise: one policy per scope.
+    Column("scope", String(128), nullable=False),
+    Column("max_single_amount", Minor),
+    Column("max_daily_spend", Minor),
+    Column("max_monthly_spend", Minor),
+    Column("require_approval_above", Minor),
+    Column("allowed_actions", Json),
+    Column("created_at", Millis, nullable=False),
+    Column("updated_at", Millis, nullable=False),
+    UniqueConstraint("venue_id", "scope", name="uq_policies_scope"),
+)
+
+authorizations = Table(
+    "authorizations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("venue_id", String(64), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Minor, nullable=False),
+    Column("actual_amount", Minor),
+    # What this authorization counts against the windows right now.
+    Column("hold", Minor, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("context", Json),
+    Column("reason", Text),
+    Column("denial_code", String(64)),
+    Column("denial_reason", Text),
+    Column("message", Text),
+    Column("note", Text),
+    Column("created_at", Millis, nullable=False),
+    Column("expires_at", Millis),
+    Column("approved_at", Millis),
+    Column("denied_at", Millis),
+    Column("executed_at", Millis),
+    Column("settled_at", Millis),
+    Column("reversed_at", Millis),
+    Column("expired_at", Millis),
+    Column("requested_by", String(40), nullable=False),
+    Column("decided_by", String(40)),
+    Column("event_id", String(80)),
+    Column("reversal_event_id", String(80)),
+    Index("ix_authorizations_venue_created", "venue_id", "created_at"),
+    Index("ix_authorizations_agent_created", "venue_id", "agent_id", "created_at"),
+    Index("ix_authorizations_due", "venue_id", "status", "expires_at"),
+    Index("ix_authorizations_sweep", "status", "expires_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("venue_id", String(64), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("id", String(80), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("amount", Minor),
+    Column("currency", String(3)),
+    Column("direction", String(16)),
+    Column("context", Json),
+    # Random bytes (hex) mixed into the context digest, so that a small context cannot
+    # be guessed from the public digest.
+    Column("context_salt", String(32)),
+    Column("reason", Text),
+    Column("authorization_id", String(40)),
+    Column("actor", String(40), nullable=False),
+    Column("created_at", Millis, nullable=False),
+    # SHA-256(0x00 || canonical entry), hex: the Merkle leaf of this event.
+    Column("leaf_hash", String(64), nullable=False),
+    PrimaryKeyConstraint("venue_id", "sequence", name="pk_events"),
+    UniqueConstraint("venue_id", "id", name="uq_events_id"),
+    Index("ix_events_venue_created", "venue_id", "created_at"),
+    Index("ix_events_agent", "venue_id", "agent_id", "sequence"),
+    Index("ix_events_action", "venue_id", "action", "sequence"),
+)
+
+spend_buckets = Table(
+    "spend_buckets",
+    metadata,
+    Column("venue_id", String(64), nullable=False),
+    Column("scope", String(128), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("start", Millis, nullable=False),
+    Column("amount", Minor, nullable=False),
+    PrimaryKeyConstraint("venue_id", "scope", "width", "start", name="pk_spend_buckets"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("venue_id", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("created_at", Millis, nullable=False, index=True),
+    PrimaryKeyConstraint("venue_id", "key", name="pk_idempotency_keys"),
+)

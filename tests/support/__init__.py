@@ -1,0 +1,1 @@
+"""Helpers for the test suite: live servers, fresh databases, venues with keys."""
