@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 EventAction = Literal[
     "order_captured",
@@ -17,14 +17,10 @@ EventDirection = Literal["inbound", "outbound", "internal"]
 StatsPeriod = Literal["today", "7d", "30d", "all"]
 AuthorizationStatus = Literal["pending", "approved", "denied", "expired", "reversed", "executed", "settled"]
 
-CANONICAL_ACTIONS: tuple[str, ...] = (
-    "order_captured",
-    "reservation_booked",
-    "price_changed",
-    "item_86d",
-    "comp_issued",
-    "purchase_order",
-)
+CANONICAL_ACTIONS: tuple[str, ...] = get_args(EventAction)
+DIRECTIONS: tuple[str, ...] = get_args(EventDirection)
+STATS_PERIODS: tuple[str, ...] = get_args(StatsPeriod)
+AUTHORIZATION_STATUSES: tuple[str, ...] = get_args(AuthorizationStatus)
 
 #: Custom actions are allowed too, as long as they match this pattern.
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agenitry import DEFAULT_DIRECTIONS, canonical_json
+from agenitry._types import AUTHORIZATION_STATUSES
 from agenitry.gateway._clock import DAY, SECOND, Clock, iso, start_of_utc_day, system_clock
 from agenitry.gateway._ids import CLIENT_EVENT_ID, new_api_key, new_id
 from agenitry.gateway._money import display, to_number
@@ -39,8 +40,7 @@ from agenitry.gateway.store.schema import (
     events as events_table,
 )
 
-STATS_PERIODS = {"today": None, "7d": 7 * DAY, "30d": 30 * DAY, "all": None}
-STATUSES = ("pending", "approved", "denied", "expired", "reversed", "executed", "settled")
+_PERIOD_SPANS = {"today": None, "7d": 7 * DAY, "30d": 30 * DAY, "all": None}
 MAX_BATCH = 1_000
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
@@ -367,10 +367,10 @@ class Gateway:
     def stats(self, principal: Principal, venue_id: str, *, period: str = "today") -> dict[str, Any]:
         """Business totals: the gateway's own authorization, policy and key events are left out."""
         principal.require_venue(venue_id)
-        if period not in STATS_PERIODS:
+        if period not in _PERIOD_SPANS:
             raise Unprocessable("period must be today, 7d, 30d or all", code="invalid_period")
         now = self.clock()
-        span = STATS_PERIODS[period]
+        span = _PERIOD_SPANS[period]
         since = start_of_utc_day(now) if period == "today" else (now - span if span else None)
         e = events_table.c
         with self._read(venue_id) as conn:
@@ -554,8 +554,8 @@ class Gateway:
         limit: int = 50,
         offset: int = 0,
     ) -> dict[str, Any]:
-        if status is not None and status not in STATUSES:
-            raise Unprocessable(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
+        if status is not None and status not in AUTHORIZATION_STATUSES:
+            raise Unprocessable(f"status must be one of {', '.join(AUTHORIZATION_STATUSES)}", code="invalid_status")
         a = authorizations.c
         where = [a.venue_id == principal.venue_id]
         for column, value in ((a.agent_id, agent_id), (a.action, action), (a.status, status)):

@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any, Optional
 
 from agenitry import ACTION_PATTERN, canonical_json
+from agenitry._types import DIRECTIONS
 from agenitry.gateway._money import MoneyError, check_currency, to_minor
 from agenitry.gateway.errors import Unprocessable
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 VENUE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-DIRECTIONS = ("inbound", "outbound", "internal")
 #: Actions the gateway writes itself; a caller cannot log them.
 RESERVED_PREFIXES = ("authorization.", "policy.", "key.")
 MAX_CONTEXT_BYTES = 16 * 1024
