@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from typer.testing import CliRunner
@@ -81,3 +82,33 @@ def test_owner_approves_and_denies_pending_authorizations(db_url: str) -> None:
 
     code, _, err = run("approve", first, "--venue", "nobo", "--db", db_url)
     assert code == 1 and "invalid_transition" in err
+
+
+def test_approve_takes_the_servers_execute_window(db_url: str) -> None:
+    run("venues", "create", "nobo", "--db", db_url)
+    secret = run("keys", "create", "--venue", "nobo", "--role", "admin", "--db", db_url)[1].strip()
+    gateway = Gateway(Database(db_url))
+    admin = gateway.authenticate(secret)
+    gateway.put_policy(admin, {"require_approval_above": 100})
+    pending = gateway.authorize(admin, {"action": "purchase_order", "amount": 250}).body["authorization_id"]
+
+    code, out, _ = run("approve", pending, "--venue", "nobo", "--execute-window", "60", "--db", db_url)
+    record = gateway.get_authorization(admin, pending)
+    assert code == 0 and record["expires_at"] in out
+    approved_at = datetime.fromisoformat(record["approved_at"].replace("Z", "+00:00"))
+    expires_at = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00"))
+    assert (expires_at - approved_at).total_seconds() == 60
+
+
+def test_bad_settings_in_the_environment_are_named(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENITRY_EXECUTE_WINDOW", "soon")
+    code, _, err = run("venues", "list", "--db", db_url)
+    assert code == 2 and "AGENITRY_EXECUTE_WINDOW='soon'" in err
+
+
+def test_names_longer_than_their_column_are_refused(db_url: str) -> None:
+    code, _, err = run("venues", "create", "nobo", "--name", "n" * 201, "--db", db_url)
+    assert code == 1 and "at most 200 characters" in err
+    run("venues", "create", "nobo", "--db", db_url)
+    code, _, err = run("keys", "create", "--venue", "nobo", "--role", "admin", "--name", "k" * 201, "--db", db_url)
+    assert code == 1 and "at most 200 characters" in err

@@ -7,8 +7,6 @@ default is ``agenitry.db`` in the working directory.
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from typing import Annotated, Any, Optional
 
 import typer
@@ -33,11 +31,17 @@ Db = Annotated[
 ]
 Venue = Annotated[str, typer.Option("--venue", envvar="AGENITRY_VENUE_ID", help="The venue id")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-logger = logging.getLogger("agenitry.gateway")
+ExecuteWindow = Annotated[
+    Optional[float], typer.Option(envvar="AGENITRY_EXECUTE_WINDOW", help="Seconds to execute an approval [300]")
+]
 
 
 def _gateway(db: Optional[str], **settings: Any) -> Gateway:
-    config = Settings.from_env(database_url=db, **settings)
+    try:
+        config = Settings.from_env(database_url=db, **settings)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
     gateway = Gateway(
         Database(config.database_url),
         execute_window=config.execute_window,
@@ -62,9 +66,7 @@ def serve(
     db: Db = None,
     host: Annotated[Optional[str], typer.Option(envvar="AGENITRY_HOST", help="[default: 127.0.0.1]")] = None,
     port: Annotated[Optional[int], typer.Option(envvar="AGENITRY_PORT", help="[default: 8700]")] = None,
-    execute_window: Annotated[
-        Optional[float], typer.Option(envvar="AGENITRY_EXECUTE_WINDOW", help="Seconds to execute an approval [300]")
-    ] = None,
+    execute_window: ExecuteWindow = None,
     approval_window: Annotated[
         Optional[float], typer.Option(envvar="AGENITRY_APPROVAL_WINDOW", help="Seconds a pending request waits [86400]")
     ] = None,
@@ -101,28 +103,16 @@ def serve(
         public_url=settings.verify_base_url,
     )
     gateway.migrate()
-    stop = threading.Event()
-    if settings.sweep_interval > 0:
-        threading.Thread(target=_sweep, args=(gateway, settings.sweep_interval, stop), daemon=True).start()
     typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port} ({gateway.db.dialect})")
     try:
         uvicorn.run(
-            create_app(gateway, max_body_bytes=settings.max_body_bytes),
+            create_app(gateway, max_body_bytes=settings.max_body_bytes, sweep_interval=settings.sweep_interval),
             host=settings.host,
             port=settings.port,
             log_level=log_level,
         )
     finally:
-        stop.set()
         gateway.db.dispose()
-
-
-def _sweep(gateway: Gateway, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        try:
-            gateway.sweep()
-        except Exception:  # a failed sweep is retried next time; lazy expiry still holds
-            logger.exception("Expiry sweep failed")
 
 
 @app.command()
@@ -211,11 +201,13 @@ def approve(
     authorization_id: str,
     venue: Venue,
     note: Annotated[Optional[str], typer.Option(help="Why it was approved")] = None,
+    execute_window: ExecuteWindow = None,
     db: Db = None,
 ) -> None:
     """Approve a pending authorization (the policy's checks 1-4 run again first)."""
     try:
-        record = _gateway(db).approve(Principal.operator(venue), authorization_id, note=note).body
+        gateway = _gateway(db, execute_window=execute_window)
+        record = gateway.approve(Principal.operator(venue), authorization_id, note=note).body
     except GatewayError as exc:
         raise _fail(exc) from None
     typer.echo(f"{authorization_id} is {record['status']}; it may be executed until {record['expires_at']}.")

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from agenitry.gateway.errors import Unauthenticated
+from agenitry.gateway.errors import Unauthenticated, Unprocessable
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.gateway import Gateway, Idempotency, Outcome
 
@@ -32,6 +32,15 @@ def current_key(
 
 
 CurrentKey = Annotated[Principal, Depends(current_key)]
+
+
+async def storable_parameters(request: Request) -> None:
+    """Refuse a NUL in the path or the query: PostgreSQL text cannot hold one (a 500 otherwise)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in value:
+            raise Unprocessable(f"{name} must not contain NUL characters", code="invalid_field")
+
+
 IdempotencyHeader = Annotated[
     Optional[str],
     Header(alias="Idempotency-Key", max_length=255, description="Repeats with this key have one effect"),

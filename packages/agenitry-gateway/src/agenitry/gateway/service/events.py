@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, exists, func, select, update
+from sqlalchemy import Connection, and_, exists, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from agenitry import canonical_json, leaf_hash
@@ -125,7 +126,8 @@ def find(conn: Connection, venue_id: str, ids: Sequence[str]) -> dict[str, Any]:
 def context_filter(conn: Connection, wanted: dict[str, Any]) -> ColumnElement[bool]:
     """Events whose context contains ``wanted`` (JSONB ``@>`` semantics)."""
     if conn.dialect.name == "postgresql":
-        return events.c.context.contains(wanted)
+        # The column is JSONB there; saying so gives SQLAlchemy the @> operator it lacks on JSON.
+        return type_coerce(events.c.context, JSONB()).contains(wanted)
     return and_(*_sqlite_containment(wanted, "$"))
 
 
@@ -148,14 +150,21 @@ def _sqlite_containment(wanted: Any, path: str) -> list[ColumnElement[bool]]:
                     code="invalid_context_filter",
                 )
             each = func.json_each(context, path).table_valued("value", "type")
-            match = and_(each.c.type.in_(_json_types(item)), each.c.value == item)
+            match = and_(each.c.type.in_(_json_types(item)), each.c.value == _sqlite_scalar(item))
             clauses.append(exists(select(1).select_from(each).where(match)))
         return clauses
     types = _json_types(wanted)
     clause = func.json_type(context, path).in_(types)
     if wanted is None or isinstance(wanted, bool):
         return [clause]
-    return [and_(clause, func.json_extract(context, path) == wanted)]
+    return [and_(clause, func.json_extract(context, path) == _sqlite_scalar(wanted))]
+
+
+def _sqlite_scalar(value: Any) -> Any:
+    # SQLite integers are 64-bit and it reads larger JSON integers as REAL; so must we.
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _json_types(value: Any) -> tuple[str, ...]:

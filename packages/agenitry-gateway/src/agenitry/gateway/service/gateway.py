@@ -62,7 +62,11 @@ class Idempotency:
         if not key or len(key) > 255:
             raise Unprocessable("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
         request = {"key": principal.key_id, "method": method, "path": path, "body": body}
-        return cls(key, hashlib.sha256(canonical_json(request)).hexdigest())
+        try:
+            return cls(key, hashlib.sha256(canonical_json(request)).hexdigest())
+        except UnicodeEncodeError:
+            # An unpaired surrogate (a JSON "\ud800" escape) is no text and has no UTF-8 form.
+            raise Unprocessable(f"The request {inputs.UNSTORABLE}", code="invalid_text") from None
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ class Gateway:
     ) -> dict[str, Any]:
         row = {
             "id": inputs.venue_id(venue_id),
-            "name": name or venue_id,
+            "name": inputs.text(name, "name", limit=inputs.MAX_NAME) or venue_id,
             "currency": inputs.currency(currency),
             "public_context": public_context,
             "event_count": 0,
@@ -210,7 +214,7 @@ class Gateway:
                 "venue_id": tx.venue_id,
                 "role": role,
                 "agent_id": agent_id,
-                "name": inputs.text(name, "name"),
+                "name": inputs.text(name, "name", limit=inputs.MAX_NAME),
                 "prefix": secret[:11],
                 "digest": _digest(secret),
                 "created_at": tx.now,
@@ -318,7 +322,7 @@ class Gateway:
             currency = inputs.currency(fields.get("currency") or tx.venue.currency)
             amount = fields.get("amount")
             event_id = fields.get("id")
-            if event_id is not None and (not isinstance(event_id, str) or not CLIENT_EVENT_ID.match(event_id)):
+            if event_id is not None and (not isinstance(event_id, str) or not CLIENT_EVENT_ID.fullmatch(event_id)):
                 raise Unprocessable("An event id is 'evt_' and 16-64 letters, digits, _ or -", code="invalid_event_id")
             return NewEvent(
                 id=event_id or new_id("evt"),

@@ -21,10 +21,19 @@ RESERVED_PREFIXES = ("authorization.", "policy.", "key.")
 MAX_CONTEXT_BYTES = 16 * 1024
 MAX_CONTEXT_DEPTH = 16
 MAX_TEXT = 2_000
+MAX_NAME = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+
+
+def storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL, and no store can encode an unpaired surrogate."""
+    return "\x00" not in value and not _SURROGATE.search(value)
 
 
 def action(value: Any, *, field: str = "action") -> str:
-    if not isinstance(value, str) or not ACTION_PATTERN.match(value):
+    # fullmatch: with match, "$" would also accept a name followed by a newline.
+    if not isinstance(value, str) or not ACTION_PATTERN.fullmatch(value):
         raise Unprocessable(
             f"{field} must be a lower-case name such as 'order_captured' (letters, digits, _ . : -;"
             " at most 64 characters)",
@@ -44,7 +53,7 @@ def caller_action(value: Any) -> str:
 
 
 def agent_id(value: Any) -> str:
-    if not isinstance(value, str) or not AGENT_ID.match(value):
+    if not isinstance(value, str) or not AGENT_ID.fullmatch(value):
         raise Unprocessable(
             "agent_id must be 1-128 characters: letters, digits and _ . : @ -",
             code="invalid_agent_id",
@@ -53,7 +62,7 @@ def agent_id(value: Any) -> str:
 
 
 def venue_id(value: Any) -> str:
-    if not isinstance(value, str) or not VENUE_ID.match(value):
+    if not isinstance(value, str) or not VENUE_ID.fullmatch(value):
         raise Unprocessable(
             "A venue id is 1-64 lower-case letters, digits, _ and -, such as 'nobo-downtown'",
             code="invalid_venue_id",
@@ -86,11 +95,13 @@ def amount(value: Any, currency_code: str, *, field: str = "amount") -> int:
         raise Unprocessable(f"{field}: {exc}", code="invalid_amount") from None
 
 
-def text(value: Any, field: str) -> Optional[str]:
+def text(value: Any, field: str, *, limit: int = MAX_TEXT) -> Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise Unprocessable(f"{field} must be text of at most {MAX_TEXT} characters", code="invalid_field")
+    if not isinstance(value, str) or len(value) > limit:
+        raise Unprocessable(f"{field} must be text of at most {limit} characters", code="invalid_field")
+    if not storable(value):
+        raise Unprocessable(f"{field} {UNSTORABLE}", code="invalid_field")
     return value
 
 
@@ -105,7 +116,10 @@ def context(value: Any) -> Optional[dict[str, Any]]:
         item, depth = stack.pop()
         if depth > MAX_CONTEXT_DEPTH:
             raise Unprocessable(f"context nests deeper than {MAX_CONTEXT_DEPTH} levels", code="invalid_context")
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        children = list(item.values()) if isinstance(item, dict) else item if isinstance(item, list) else []
+        names = list(item) if isinstance(item, dict) else []
+        if not all(storable(text) for text in (*names, *children) if isinstance(text, str)):
+            raise Unprocessable(f"context {UNSTORABLE}", code="invalid_context")
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     try:
         size = len(canonical_json(value))

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from sqlalchemy import Connection, select, update
 
 from agenitry import DEFAULT_DIRECTIONS
+from agenitry.gateway._clock import iso
 from agenitry.gateway._ids import new_id
 from agenitry.gateway.errors import Conflict, NotFound
 from agenitry.gateway.service import events, ledger
@@ -117,10 +118,13 @@ def transition(tx: Tx, row: Any, status: str, actor: str, *, hold: Optional[int]
 
 
 def transition_event(row: Any, actor: str) -> NewEvent:
-    details = {"status": row.status}
-    for name in ("denial_code", "expires_at"):
-        if getattr(row, name) is not None:
-            details[name] = getattr(row, name)
+    details: dict[str, Any] = {"status": row.status}
+    if row.denial_code is not None:
+        details["denial_code"] = row.denial_code
+    if row.status in ("approved", "pending"):
+        details["expires_at"] = iso(row.expires_at)
+    # Only the decision itself has a reason; later transitions would repeat a stale one.
+    reasons = {"denied": row.denial_reason, "pending": row.message}
     return NewEvent(
         id=new_id("evt"),
         agent_id=row.agent_id,
@@ -130,7 +134,7 @@ def transition_event(row: Any, actor: str) -> NewEvent:
         currency=row.currency,
         direction="internal",
         context=details,
-        reason=row.denial_reason or row.message,
+        reason=reasons.get(row.status),
         authorization_id=row.id,
     )
 

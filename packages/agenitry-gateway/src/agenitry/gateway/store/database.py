@@ -27,6 +27,7 @@ from agenitry.gateway.store.schema import venues
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "agenitry_write"
+_MIGRATION_LOCK = 0x4147_4E54  # any constant shared by every instance
 
 
 def normalize_url(url: str) -> str:
@@ -127,7 +128,10 @@ class Database:
         """Bring the schema to the newest migration (safe to run at every start)."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._storage_errors(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Instances starting together on an empty database take turns.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 

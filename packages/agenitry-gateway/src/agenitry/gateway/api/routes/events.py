@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, dump, idempotency
 from agenitry.gateway.errors import Unprocessable
+from agenitry.gateway.service import inputs
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -73,4 +74,7 @@ def _json_object(text: Optional[str]) -> Optional[dict[str, Any]]:
         value = None
     if not isinstance(value, dict):
         raise Unprocessable("context must be a JSON object of at most 4096 characters", code="invalid_context_filter")
-    return value
+    try:
+        return inputs.context(value)
+    except Unprocessable as exc:
+        raise Unprocessable(f"The context filter is not usable: {exc.message}", code="invalid_context_filter") from None
