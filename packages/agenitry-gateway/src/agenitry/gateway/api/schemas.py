@@ -253,7 +253,9 @@ class KeyOut(BaseModel):
 
 
 class NewKeyOut(KeyOut):
-    key: str = Field(..., description="The secret; shown only in this answer")
+    key: Optional[str] = Field(
+        ..., description="The secret, shown only in this answer (null in a replay: it was never stored)"
+    )
 
 
 class KeyList(BaseModel):

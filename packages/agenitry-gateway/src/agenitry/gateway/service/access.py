@@ -44,7 +44,7 @@ class Principal:
                 f"This key acts for agent '{self.agent_id}' and cannot act for '{requested}'",
                 code="agent_mismatch",
             )
-        return requested or DEFAULT_AGENT
+        return DEFAULT_AGENT if requested is None else requested
 
     def require_admin(self, doing: str) -> None:
         if self.role != "admin":

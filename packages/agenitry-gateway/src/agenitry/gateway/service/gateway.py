@@ -9,6 +9,7 @@ audit event and its idempotency record commit together or not at all.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ class Gateway:
                             "This Idempotency-Key was already used with a different request",
                             code="idempotency_key_reused",
                         )
-                    return Outcome(stored.body, replayed=True)
+                    return Outcome(json.loads(stored.body), replayed=True)
             body = work(tx)
             if idempotency is not None:
                 tx.conn.execute(
@@ -137,8 +138,7 @@ class Gateway:
                         venue_id=principal.venue_id,
                         key=idempotency.key,
                         fingerprint=idempotency.fingerprint,
-                        status_code=200,
-                        body=body,
+                        body=json.dumps(body, ensure_ascii=False),
                         created_at=tx.now,
                     )
                 )
@@ -196,9 +196,19 @@ class Gateway:
             return [records.venue(row) for row in conn.execute(select(venues).order_by(venues.c.id))]
 
     def create_key(
-        self, principal: Principal, *, role: str, agent_id: Optional[str] = None, name: Optional[str] = None
-    ) -> tuple[dict[str, Any], str]:
-        """Create an API key; returns its record and the secret, which is shown only here."""
+        self,
+        principal: Principal,
+        *,
+        role: str,
+        agent_id: Optional[str] = None,
+        name: Optional[str] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> tuple[dict[str, Any], Optional[str]]:
+        """Create an API key; returns the key's record and its secret, shown only here.
+
+        A repeat under the same Idempotency-Key creates nothing and gets the record
+        without the secret (``None``): only its digest was ever stored.
+        """
         principal.require_admin("create keys")
         if role not in ROLES:
             raise Unprocessable("role must be admin or agent", code="invalid_role")
@@ -224,7 +234,8 @@ class Gateway:
             tx.log(_admin_event("key.created", principal, agent_id, {"key_id": row["id"], "role": role}))
             return records.api_key(Values(row))
 
-        return self._transact(principal, None, work).body, secret
+        outcome = self._transact(principal, idempotency, work)
+        return outcome.body, None if outcome.replayed else secret
 
     def list_keys(self, principal: Principal) -> dict[str, Any]:
         principal.require_admin("list keys")
@@ -234,7 +245,7 @@ class Gateway:
             )
             return {"venue_id": principal.venue_id, "keys": [records.api_key(row) for row in rows]}
 
-    def revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
+    def revoke_key(self, principal: Principal, key_id: str, *, idempotency: Optional[Idempotency] = None) -> Outcome:
         principal.require_admin("revoke keys")
 
         def work(tx: Tx) -> dict[str, Any]:
@@ -249,7 +260,7 @@ class Gateway:
             revoked = tx.conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
             return records.api_key(revoked)
 
-        return self._transact(principal, None, work).body
+        return self._transact(principal, idempotency, work)
 
     def authenticate(self, secret: Optional[str]) -> Principal:
         """The principal of a presented key; :class:`Unauthenticated` if it is unknown or revoked."""
@@ -319,7 +330,7 @@ class Gateway:
     def _client_event(self, tx: Tx, principal: Principal, index: int, fields: dict[str, Any], size: int) -> NewEvent:
         try:
             action = inputs.caller_action(fields.get("action"))
-            currency = inputs.currency(fields.get("currency") or tx.venue.currency)
+            currency = inputs.currency(_given(fields, "currency", tx.venue.currency))
             amount = fields.get("amount")
             event_id = fields.get("id")
             if event_id is not None and (not isinstance(event_id, str) or not CLIENT_EVENT_ID.fullmatch(event_id)):
@@ -424,7 +435,7 @@ class Gateway:
         reason = inputs.text(fields.get("reason"), "reason")
 
         def work(tx: Tx) -> dict[str, Any]:
-            currency = inputs.currency(fields.get("currency") or tx.venue.currency)
+            currency = inputs.currency(_given(fields, "currency", tx.venue.currency))
             row = lifecycle.create(
                 tx,
                 agent_id=agent_id,
@@ -694,6 +705,12 @@ class Gateway:
             conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL))
             ledger.prune_buckets(conn, now - 30 * DAY)
         return expired
+
+
+def _given(fields: dict[str, Any], name: str, default: Any) -> Any:
+    """The field's value, or ``default`` when it was not sent (an empty string was sent)."""
+    value = fields.get(name)
+    return default if value is None else value
 
 
 def _digest(secret: str) -> str:

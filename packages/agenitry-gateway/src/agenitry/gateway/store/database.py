@@ -52,7 +52,10 @@ class Database:
                 max_overflow=2 * pool_size,
                 pool_pre_ping=True,
                 pool_timeout=busy_timeout_s,
-                connect_args={"connect_timeout": 5},
+                # No server-side prepared statements: their generic plans, made once per
+                # connection (often on a young, empty table), ignore the venue and the
+                # times; one scanned a venue's 100,000 authorizations on every write.
+                connect_args={"connect_timeout": 5, "prepare_threshold": None},
             )
         else:
             raise ValueError(f"Unsupported database {self.url!r}: use sqlite:/// or postgresql://")

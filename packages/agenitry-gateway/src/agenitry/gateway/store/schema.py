@@ -151,8 +151,8 @@ idempotency_keys = Table(
     Column("venue_id", String(64), nullable=False),
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),
-    Column("status_code", Integer, nullable=False),
-    Column("body", Json, nullable=False),
+    # The first answer as JSON text: a replay returns the same bytes, keys in the same order.
+    Column("body", Text, nullable=False),
     Column("created_at", Millis, nullable=False, index=True),
     PrimaryKeyConstraint("venue_id", "key", name="pk_idempotency_keys"),
 )
