@@ -4,8 +4,29 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 # editable installs); the gateway and the adapters live beside it in their own
 # distributions and are never imported from here.
 
+from agenitry._async_client import AsyncAgenitry
+from agenitry._base import NOT_GIVEN, NotGiven
 from agenitry._canonical import canonical_json, leaf_hash
-from agenitry._exceptions import AgenitryError
+from agenitry._client import Agenitry, create_agenitry
+from agenitry._delivery import DeliveryStats
+from agenitry._exceptions import (
+    AgenitryError,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ApprovalRequired,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    EventsDroppedWarning,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    SpendDenied,
+    UnprocessableEntityError,
+)
+from agenitry._gating import Spend
 from agenitry._types import (
     ACTION_PATTERN,
     CANONICAL_ACTIONS,
@@ -21,12 +42,33 @@ __all__ = [
     "ACTION_PATTERN",
     "CANONICAL_ACTIONS",
     "DEFAULT_DIRECTIONS",
+    "NOT_GIVEN",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Agenitry",
     "AgenitryError",
+    "ApprovalRequired",
+    "AsyncAgenitry",
+    "AuthenticationError",
     "AuthorizationStatus",
+    "BadRequestError",
+    "ConflictError",
+    "DeliveryStats",
     "EventAction",
     "EventDirection",
+    "EventsDroppedWarning",
+    "InternalServerError",
+    "NotFoundError",
+    "NotGiven",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Spend",
+    "SpendDenied",
     "StatsPeriod",
+    "UnprocessableEntityError",
     "__version__",
     "canonical_json",
+    "create_agenitry",
     "leaf_hash",
 ]
