@@ -22,6 +22,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -81,10 +82,83 @@ def _readable(sock: Optional[socket.socket]) -> bool:
     if sock is None:
         return True
     try:
+        if hasattr(select, "poll"):  # unlike select(), poll() takes descriptors above 1024
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         ready, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
     return bool(ready)
+
+
+class _Watch:
+    __slots__ = ("deadline", "fired", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.fired = False
+
+
+class _Watchdog:
+    """Cuts off sync exchanges that run past their deadline.
+
+    ``http.client`` bounds each read of a socket, not a whole answer: a server that
+    trickles a byte a second could hold the caller's thread indefinitely. One thread per
+    process shuts such a socket down at the deadline, so the blocked read returns at once
+    and the call fails with a timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: list[_Watch] = []
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> _Watch:
+        entry = _Watch(sock, deadline)
+        with self._cond:
+            self._watches.append(entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="agenitry-http-watchdog", daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()  # it may be sleeping towards a later deadline
+        return entry
+
+    def done(self, entry: _Watch) -> bool:
+        """Stop watching; True when the deadline had already cut the socket off."""
+        with self._cond:
+            with contextlib.suppress(ValueError):
+                self._watches.remove(entry)
+            return entry.fired
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._watches:
+                    # Idle for a while: let the thread go; the next watch starts another.
+                    if not self._cond.wait(timeout=30) and not self._watches:
+                        self._thread = None
+                        return
+                    continue
+                now = time.monotonic()
+                due = [w for w in self._watches if w.deadline <= now]
+                for entry in due:
+                    self._watches.remove(entry)
+                    entry.fired = True
+                    with contextlib.suppress(OSError):
+                        entry.sock.shutdown(socket.SHUT_RDWR)
+                if not due:
+                    self._cond.wait(timeout=min(w.deadline for w in self._watches) - now)
+
+    def _after_fork(self) -> None:
+        self._cond = threading.Condition()
+        self._watches = []
+        self._thread = None
+
+
+_WATCHDOG = _Watchdog()
 
 
 class _Pool(Generic[C]):
@@ -133,8 +207,9 @@ class ConnectionPool(_Pool[http.client.HTTPConnection]):
     >>> pool.send(Request("GET", "/healthz", {"Host": "127.0.0.1"})).status  # doctest: +SKIP
     200
 
-    ``timeout`` bounds connecting (``connect_timeout``) and each read of the answer.
-    ``max_idle=0`` opens a new connection for every request (the 0.2.0 behaviour).
+    ``timeout`` bounds connecting (``connect_timeout``) and, as a whole, sending the request
+    and reading its answer. ``max_idle=0`` opens a new connection for every request (the
+    0.2.0 behaviour).
     """
 
     def __init__(
@@ -149,16 +224,17 @@ class ConnectionPool(_Pool[http.client.HTTPConnection]):
         _pools.add(self)
 
     def send(self, request: Request) -> Response:
+        deadline = time.monotonic() + self.timeout
         conn, reused = self._acquire()
         try:
             try:
-                return self._exchange(conn, request)
+                return self._bounded(conn, request, deadline)
             except _STALE_ERRORS:
                 if not reused:
                     raise
                 conn.close()
                 conn = self._connect()
-                return self._exchange(conn, request)
+                return self._bounded(conn, request, deadline)
         except socket.timeout:
             conn.close()
             raise APITimeoutError(
@@ -168,7 +244,24 @@ class ConnectionPool(_Pool[http.client.HTTPConnection]):
             conn.close()
             raise _connection_error(self.origin, exc) from exc
 
-    def _exchange(self, conn: http.client.HTTPConnection, request: Request) -> Response:
+    def _bounded(self, conn: http.client.HTTPConnection, request: Request, deadline: float) -> Response:
+        """One exchange, cut off by the watchdog when it outlasts ``deadline``."""
+        if conn.sock is None:
+            raise ConnectionResetError("the connection has no socket")
+        watch = _WATCHDOG.watch(conn.sock, deadline)
+        try:
+            response, keep = self._exchange(conn, request)
+        except (OSError, http.client.HTTPException):
+            if _WATCHDOG.done(watch):
+                raise socket.timeout("the answer took longer than the timeout") from None
+            raise
+        if _WATCHDOG.done(watch) or not keep:
+            conn.close()
+        else:
+            self._release(conn)
+        return response
+
+    def _exchange(self, conn: http.client.HTTPConnection, request: Request) -> tuple[Response, bool]:
         conn.request(request.method, request.target, body=request.body, headers=dict(request.headers))
         answer = conn.getresponse()
         if answer.length is not None and answer.length > MAX_ANSWER_BYTES:
@@ -177,11 +270,7 @@ class ConnectionPool(_Pool[http.client.HTTPConnection]):
         response = Response(
             answer.status, {name.lower(): value for name, value in answer.getheaders()}, body, answer.reason
         )
-        if answer.will_close:
-            conn.close()
-        else:
-            self._release(conn)
-        return response
+        return response, not answer.will_close
 
     def _connect(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
@@ -448,6 +537,7 @@ _pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 
 
 def _reset_pools_in_child() -> None:
+    _WATCHDOG._after_fork()
     for pool in list(_pools):
         pool._after_fork()
 
