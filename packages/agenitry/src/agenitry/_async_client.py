@@ -189,8 +189,11 @@ class AsyncAgenitry(BaseClient):
         currency: Optional[str] = None,
         context: Optional[dict[str, Any]] = None,
         reason: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Answer:
-        return await self._request(self._authorize_spec(action, amount, agent_id, currency, context, reason))
+        return await self._request(
+            self._authorize_spec(action, amount, agent_id, currency, context, reason, idempotency_key)
+        )
 
     async def execute(
         self, authorization_id: str, *, actual_amount: Optional[float] = None, context: Optional[dict[str, Any]] = None
@@ -265,6 +268,8 @@ class AsyncAgenitry(BaseClient):
         reason: Optional[str] = None,
         settle: bool = False,
         wait: Optional[float] = None,
+        idempotency_key: Optional[str] = None,
+        authorization_id: Optional[str] = None,
     ) -> _gating.Spend:
         """``async with client.spend(...) as auth:``; see :meth:`Agenitry.spend`."""
         return _gating.Spend(
@@ -277,6 +282,8 @@ class AsyncAgenitry(BaseClient):
             reason=reason,
             settle=settle,
             wait=wait,
+            idempotency_key=idempotency_key,
+            authorization_id=authorization_id,
         )
 
     def guard(

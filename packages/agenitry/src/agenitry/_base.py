@@ -474,6 +474,7 @@ class BaseClient:
         currency: Optional[str],
         context: Optional[dict[str, Any]],
         reason: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> RequestSpec:
         body = {
             "agent_id": self._agent(agent_id),
@@ -481,7 +482,7 @@ class BaseClient:
             "amount": _number(amount),
             **_compact({"currency": currency, "context": context, "reason": reason}),
         }
-        return RequestSpec("POST", "/v1/authorize", json=body)
+        return RequestSpec("POST", "/v1/authorize", json=body, idempotency_key=idempotency_key)
 
     def _step_spec(self, authorization_id: str, step: str, **fields: Any) -> RequestSpec:
         path = f"/v1/authorize/{quote(authorization_id, safe='')}/{step}"

@@ -182,9 +182,10 @@ class Agenitry(BaseClient):
         currency: Optional[str] = None,
         context: Optional[dict[str, Any]] = None,
         reason: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Answer:
         """Ask before spending: ``{"approved", "status": approved | denied | pending, "authorization_id", ...}``."""
-        return self._request(self._authorize_spec(action, amount, agent_id, currency, context, reason))
+        return self._request(self._authorize_spec(action, amount, agent_id, currency, context, reason, idempotency_key))
 
     def execute(
         self, authorization_id: str, *, actual_amount: Optional[float] = None, context: Optional[dict[str, Any]] = None
@@ -266,6 +267,8 @@ class Agenitry(BaseClient):
         reason: Optional[str] = None,
         settle: bool = False,
         wait: Optional[float] = None,
+        idempotency_key: Optional[str] = None,
+        authorization_id: Optional[str] = None,
     ) -> _gating.Spend:
         """Authorize, run the block, then execute (and settle); reverse if the block raises.
 
@@ -274,6 +277,9 @@ class Agenitry(BaseClient):
 
         Denied → :class:`SpendDenied`; pending → :class:`ApprovalRequired`, or with
         ``wait=seconds`` poll until approved (then run) or the deadline.
+        ``idempotency_key`` makes a repeat (a re-run after a pause) reuse the first
+        authorization; ``authorization_id`` continues an existing one instead of authorizing.
+        Either way the decision is the authorization's status read from the gateway now.
         """
         return _gating.Spend(
             _gating.SyncRunner(self),
@@ -285,6 +291,8 @@ class Agenitry(BaseClient):
             reason=reason,
             settle=settle,
             wait=wait,
+            idempotency_key=idempotency_key,
+            authorization_id=authorization_id,
         )
 
     def guard(

@@ -162,6 +162,8 @@ class Spend:
         reason: Optional[str] = None,
         settle: bool = False,
         wait: Optional[float] = None,
+        idempotency_key: Optional[str] = None,
+        authorization_id: Optional[str] = None,
     ) -> None:
         self._runner = runner
         self.action = action
@@ -172,9 +174,10 @@ class Spend:
         self.reason = reason
         self.settle = settle
         self.wait = wait
+        self.idempotency_key = idempotency_key
         #: The gateway's decision (after waiting, the approved authorization record).
         self.authorization: Optional[dict[str, Any]] = None
-        self.authorization_id: Optional[str] = None
+        self.authorization_id: Optional[str] = authorization_id
         #: What was really spent; execute() sends it (None: the authorized amount).
         self.actual_amount: Optional[Any] = None
         self.executed: Optional[dict[str, Any]] = None
@@ -182,13 +185,28 @@ class Spend:
         self.reversed: Optional[dict[str, Any]] = None
 
     def _enter(self) -> Flow[Spend]:
-        decision: dict[str, Any] = yield Call(
-            "authorize",
-            (self.action, self.amount),
-            {"agent_id": self.agent_id, "currency": self.currency, "context": self.context, "reason": self.reason},
-        )
+        decision: dict[str, Any]
+        if self.authorization_id is not None:
+            # Continuing (after a pause): only the gateway's current record decides.
+            decision = yield Call("get_authorization", (self.authorization_id,))
+        else:
+            decision = yield Call(
+                "authorize",
+                (self.action, self.amount),
+                {
+                    "agent_id": self.agent_id,
+                    "currency": self.currency,
+                    "context": self.context,
+                    "reason": self.reason,
+                    "idempotency_key": self.idempotency_key,
+                },
+            )
+            replayable = self.idempotency_key is not None and decision.get("status") in ("pending", "approved")
+            if replayable and decision.get("authorization_id"):
+                # A repeat answers with the first decision; the owner may have decided since.
+                decision = yield Call("get_authorization", (decision["authorization_id"],))
         self.authorization = decision
-        self.authorization_id = decision.get("authorization_id")
+        self.authorization_id = decision.get("authorization_id") or decision.get("id")
         status = decision.get("status")
         if status == "approved":
             return self
@@ -419,9 +437,17 @@ def record_tool_call(
     outcome: str,
     error: Union[BaseException, str, None] = None,
     agent_id: Optional[str] = None,
+    extra: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
-    """Queue a ``tool_call`` event on ``client`` (never waits on the network)."""
+    """Queue a ``tool_call`` event on ``client`` (never waits on the network).
+
+    ``extra``: more context from adapters (a framework's run ids, tool_call_id,
+    authorization_id), kept as given (it is not redacted: never put arguments in it); the
+    standard keys win over it.
+    """
     context = tool_call_context(name, arguments, duration_ms=duration_ms, outcome=outcome, error=error)
+    if extra:
+        context = {**extra, **context}
     event = client._new_event(
         TOOL_CALL, amount=None, currency=None, direction=None, agent_id=agent_id, context=context, reason=None
     )

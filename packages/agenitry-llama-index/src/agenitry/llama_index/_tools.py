@@ -1,0 +1,208 @@
+"""FunctionTool factories for Agenitry's own tools: authorize a spend, log an event, set a policy.
+
+Each factory takes the seed's ``api_key``/``venue_id``/``agent_id`` (or ``client=``, a sync
+or async client) and returns a ``FunctionTool`` with a sync and an async implementation
+(only the async one on an :class:`~agenitry.AsyncAgenitry`). Answers are short texts a
+model can act on; a gateway error is an error output, never an exception in the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Literal, Optional
+
+from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel, Field
+
+from agenitry import Agenitry, AgenitryError, AsyncAgenitry
+from agenitry._base import BaseClient
+
+Direction = Literal["inbound", "outbound", "internal"]
+
+
+def resolve_client(
+    client: Optional[BaseClient],
+    api_key: Optional[str],
+    venue_id: Optional[str],
+    agent_id: Optional[str],
+    base_url: Optional[str],
+) -> BaseClient:
+    """The client given, or a new sync one from the seed's arguments (and the AGENITRY_* environment)."""
+    if client is not None:
+        return client
+    return Agenitry(api_key, venue_id, agent_id=agent_id, base_url=base_url)
+
+
+def decision_text(decision: dict[str, Any]) -> str:
+    """What the model reads about an authorization."""
+    status = decision.get("status")
+    authorization_id = decision.get("authorization_id") or decision.get("id")
+    if status in ("approved", "executed", "settled"):
+        return f"approved: authorization {authorization_id}; go ahead."
+    if status == "pending":
+        return (
+            f"pending: authorization {authorization_id} is waiting for the owner's approval. "
+            "Do not spend yet and do not ask again; tell the user it needs approval."
+        )
+    reason = decision.get("denial_reason") or decision.get("message") or status
+    return f"{status}: {reason}. Do not spend."
+
+
+class AuthorizeArgs(BaseModel):
+    action: str = Field(description="What the money is for, e.g. purchase_order or comp_issued.")
+    amount: float = Field(description="The amount, in the venue's currency.")
+    reason: Optional[str] = Field(default=None, description="Why, in a sentence the owner will read.")
+
+
+class LogEventArgs(BaseModel):
+    action: str = Field(description="What happened, e.g. order_captured or item_86d.")
+    amount: Optional[float] = Field(default=None, description="The amount involved, if any.")
+    direction: Optional[Direction] = Field(default=None, description="inbound, outbound or internal.")
+    reason: Optional[str] = Field(default=None, description="Why, in a sentence.")
+
+
+class SetPolicyArgs(BaseModel):
+    agent_id: Optional[str] = Field(default=None, description="The agent; null for the venue-wide policy.")
+    max_single_amount: Optional[float] = None
+    max_daily_spend: Optional[float] = None
+    max_monthly_spend: Optional[float] = None
+    require_approval_above: Optional[float] = None
+    allowed_actions: Optional[list[str]] = None
+
+
+def _with_client(tool: FunctionTool, client: BaseClient) -> FunctionTool:
+    """Keep the client on the tool (``tool.agenitry``): one made from ``api_key=`` is yours to close."""
+    tool.agenitry = client  # type: ignore[attr-defined]
+    return tool
+
+
+def _error(exc: AgenitryError) -> str:
+    return f"error: the Agenitry gateway refused or could not be reached ({exc}); nothing was done."
+
+
+def create_authorize_tool(
+    api_key: Optional[str] = None,
+    venue_id: Optional[str] = None,
+    agent_id: Optional[str] = None,
+    *,
+    client: Optional[BaseClient] = None,
+    base_url: Optional[str] = None,
+    name: str = "authorize_spend",
+) -> FunctionTool:
+    """A tool the agent calls before spending: the answer says approved, denied (why) or pending (which id)."""
+    agent = resolve_client(client, api_key, venue_id, agent_id, base_url)
+    description = (
+        "Ask the owner's spending policy before spending money. "
+        "Answers approved (go ahead), denied (do not spend) or pending (wait for the owner)."
+    )
+
+    async def aauthorize(action: str, amount: float, reason: Optional[str] = None) -> str:
+        try:
+            if isinstance(agent, AsyncAgenitry):
+                return decision_text(await agent.authorize(action, amount, reason=reason))
+            return await asyncio.to_thread(authorize, action, amount, reason)
+        except AgenitryError as exc:
+            return _error(exc)
+
+    def authorize(action: str, amount: float, reason: Optional[str] = None) -> str:
+        try:
+            return decision_text(agent.authorize(action, amount, reason=reason))  # type: ignore[attr-defined]
+        except AgenitryError as exc:
+            return _error(exc)
+
+    return _with_client(
+        FunctionTool.from_defaults(
+            fn=None if isinstance(agent, AsyncAgenitry) else authorize,
+            async_fn=aauthorize,
+            name=name,
+            description=description,
+            fn_schema=AuthorizeArgs,
+        ),
+        agent,
+    )
+
+
+def create_log_event_tool(
+    api_key: Optional[str] = None,
+    venue_id: Optional[str] = None,
+    agent_id: Optional[str] = None,
+    *,
+    client: Optional[BaseClient] = None,
+    base_url: Optional[str] = None,
+    name: str = "log_event",
+) -> FunctionTool:
+    """A tool that records an event in the venue's verifiable audit log (delivered in the background)."""
+    agent = resolve_client(client, api_key, venue_id, agent_id, base_url)
+
+    def log(
+        action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
+    ) -> str:
+        try:
+            event = agent.log(action, amount=amount, direction=direction, reason=reason)  # type: ignore[attr-defined]
+        except (AgenitryError, ValueError) as exc:
+            return f"error: {exc}"
+        return f"logged: event {event['id']} ({event['verify_url']})"
+
+    async def alog(
+        action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
+    ) -> str:
+        if not isinstance(agent, AsyncAgenitry):
+            return await asyncio.to_thread(log, action, amount, direction, reason)
+        try:
+            event = await agent.log(action, amount=amount, direction=direction, reason=reason)
+        except (AgenitryError, ValueError) as exc:
+            return f"error: {exc}"
+        return f"logged: event {event['id']} ({event['verify_url']})"
+
+    return _with_client(
+        FunctionTool.from_defaults(
+            fn=None if isinstance(agent, AsyncAgenitry) else log,
+            async_fn=alog,
+            name=name,
+            description="Record something that happened in the venue's verifiable audit log.",
+            fn_schema=LogEventArgs,
+        ),
+        agent,
+    )
+
+
+def create_set_policy_tool(
+    api_key: Optional[str] = None,
+    venue_id: Optional[str] = None,
+    agent_id: Optional[str] = None,
+    *,
+    client: Optional[BaseClient] = None,
+    base_url: Optional[str] = None,
+    name: str = "set_policy",
+) -> FunctionTool:
+    """A tool that replaces a spending policy (admin keys only; an agent key is refused by the gateway)."""
+    agent = resolve_client(client, api_key, venue_id, agent_id, base_url)
+
+    def text(policy: dict[str, Any]) -> str:
+        return f"policy {policy.get('id')} set for {policy.get('agent_id') or 'the whole venue'}."
+
+    def set_policy(agent_id: Optional[str] = None, **limits: Any) -> str:
+        try:
+            return text(agent.set_policy(agent_id=agent_id, **limits))  # type: ignore[attr-defined]
+        except AgenitryError as exc:
+            return _error(exc)
+
+    async def aset_policy(agent_id: Optional[str] = None, **limits: Any) -> str:
+        if not isinstance(agent, AsyncAgenitry):
+            return await asyncio.to_thread(functools.partial(set_policy, agent_id, **limits))
+        try:
+            return text(await agent.set_policy(agent_id=agent_id, **limits))
+        except AgenitryError as exc:
+            return _error(exc)
+
+    return _with_client(
+        FunctionTool.from_defaults(
+            fn=None if isinstance(agent, AsyncAgenitry) else set_policy,
+            async_fn=aset_policy,
+            name=name,
+            description="Replace a spending policy (admin only). Limits left out are unlimited.",
+            fn_schema=SetPolicyArgs,
+        ),
+        agent,
+    )
