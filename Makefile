@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard packages/*/pyproject.toml))
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck browser bench clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,10 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 		$(foreach p,$(PACKAGES),-e $(p))
 	touch $(STAMP)
 
+# The restaurant agent (LangGraph, offline) on the embedded SQLite gateway, then `agenitry serve`
+# on the same database until Ctrl-C so its verify links open. examples/gateway_demo.py is the HTTP-only tour.
 demo: $(STAMP)
-	$(BIN)/python examples/gateway_demo.py
+	$(BIN)/python examples/langgraph_restaurant.py --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,8 +25,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest
+
+# The verify page is tested in a real headless Chromium (Debian's package); as root we install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "make test needs Chromium for the verify-page test: run 'sudo apt-get install chromium'" >&2; exit 1; \
+		fi; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

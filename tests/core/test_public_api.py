@@ -49,10 +49,12 @@ PUBLIC = [
     "SpendDenied",
     "StatsPeriod",
     "UnprocessableEntityError",
+    "VerificationResult",
     "__version__",
     "canonical_json",
     "create_agenitry",
     "leaf_hash",
+    "verify_event",
 ]
 
 

@@ -25,15 +25,11 @@ printed under ``-s``; nothing here asserts a duration.
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -44,6 +40,7 @@ from agenitry.gateway import Database, Gateway, GatewayError, Principal
 from agenitry.gateway._clock import DAY
 from agenitry.gateway.service import ledger
 from agenitry.gateway.store.schema import authorizations, events, spend_buckets
+from support.processes import start_gateways
 from support.venues import Venue, make_venue
 
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -52,7 +49,6 @@ LOWEST, HIGHEST = 700, 6_000
 #: Holds of each status: executed and settled hold the actual amount, open ones the amount.
 HOLDING = {"approved": "amount", "pending": "amount", "executed": "actual_amount", "settled": "actual_amount"}
 SERVERS = 3
-SERVER_START_TIMEOUT = 30.0
 
 Report = Callable[[str, object], None]
 
@@ -249,47 +245,6 @@ class Cluster:
     urls: list[str]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    command = [
-        *(sys.executable, "-m", "agenitry.gateway.cli", "serve"),
-        *("--db", database_url, "--port", str(port), "--log-level", "warning", "--sweep-interval", "0"),
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"agenitry serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"agenitry serve did not answer at {url} within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module", params=STORES)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three gateway processes on one database: a fresh SQLite file (WAL lets processes
@@ -302,25 +257,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     database = Database(url, pool_size=20)
     # Migrate once before the servers start, so that their own migrations find nothing to do.
     database.migrate()
-    processes: list[subprocess.Popen[bytes]] = []
+    servers = start_gateways(url, logs, SERVERS)
     try:
-        started = [_serve(url, logs / f"serve-{n}.log") for n in range(SERVERS)]
-        processes.extend(process for process, _ in started)
-        urls = []
-        for n, (process, base) in enumerate(started):
-            log = logs / f"serve-{n}.log"
-            try:
-                _wait_until_up(process, base, log)
-            except RuntimeError:
-                # The free port may have been taken between our probe and the server's bind.
-                process, base = _serve(url, log)
-                processes.append(process)
-                _wait_until_up(process, base, log)
-            urls.append(base)
-        yield Cluster(database, Gateway(database), urls)
+        yield Cluster(database, Gateway(database), [server.url for server in servers])
     finally:
-        for process in processes:
-            _stop(process)
+        for server in servers:
+            server.stop()
         database.dispose()
 
 

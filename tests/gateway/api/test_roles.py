@@ -206,6 +206,22 @@ ROUTES = [
         lambda s, a: Call("GET", f"/verify/{s.venue.id}/{s.event_id(a)}"),
         agent=None,
     ),
+    Route(
+        "GET",
+        "/v1/verify/{venue_id}/{event_id}/tlog-proof",
+        lambda s, a: Call("GET", f"/v1/verify/{s.venue.id}/{s.event_id(a)}/tlog-proof"),
+        agent=None,
+    ),
+    Route(
+        "GET", "/v1/log/{venue_id}/checkpoint", lambda s, a: Call("GET", f"/v1/log/{s.venue.id}/checkpoint"), agent=None
+    ),
+    Route(
+        "GET",
+        "/v1/log/{venue_id}/consistency",
+        lambda s, a: Call("GET", f"/v1/log/{s.venue.id}/consistency?first=1&second=2"),
+        agent=None,
+    ),
+    Route("GET", "/v1/log/public-key", lambda s, a: Call("GET", "/v1/log/public-key"), agent=None),
     Route("GET", "/healthz", lambda s, a: Call("GET", "/healthz"), agent=None),
 ]
 KEYED = [route for route in ROUTES if not route.public]

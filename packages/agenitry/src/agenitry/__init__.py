@@ -36,6 +36,7 @@ from agenitry._types import (
     EventDirection,
     StatsPeriod,
 )
+from agenitry._verify import VerificationResult, verify_event
 from agenitry._version import __version__
 
 __all__ = [
@@ -67,8 +68,10 @@ __all__ = [
     "SpendDenied",
     "StatsPeriod",
     "UnprocessableEntityError",
+    "VerificationResult",
     "__version__",
     "canonical_json",
     "create_agenitry",
     "leaf_hash",
+    "verify_event",
 ]

@@ -39,6 +39,7 @@ from agenitry._delivery import Delivery
 from agenitry._embedded import AsyncEmbeddedTransport, EmbeddedGateway, EmbeddedTransport, open_embedded
 from agenitry._http import AsyncConnectionPool, AsyncTransport, ConnectionPool, Transport
 from agenitry._types import StatsPeriod
+from agenitry._verify import Keys, VerificationResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -227,6 +228,14 @@ class AsyncAgenitry(BaseClient):
 
     async def get_authorization(self, authorization_id: str) -> Answer:
         return await self._request(self._get_authorization_spec(authorization_id))
+
+    # -- the verifiable log ----------------------------------------------------------------------
+
+    async def verify(self, event_id: str, *, public_key: Optional[Keys] = None) -> VerificationResult:
+        """Fetch an event's proof and check it here (see :meth:`Agenitry.verify`)."""
+        document = await self._request(self._verify_spec(event_id))
+        served = None if public_key is not None else await self._request(self._public_keys_spec())
+        return self._check_proof(document, public_key, served)
 
     # -- policies --------------------------------------------------------------------------------
 

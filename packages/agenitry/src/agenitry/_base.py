@@ -31,6 +31,7 @@ from agenitry._config import MAX_RETRY_AFTER, MAX_RETRY_DELAY, ClientConfig
 from agenitry._exceptions import AgenitryError, APIConnectionError, APIStatusError, status_error
 from agenitry._http import AsyncTransport, Request, Response, Transport
 from agenitry._types import ACTION_PATTERN, DIRECTIONS
+from agenitry._verify import Keys, VerificationResult, verify_event
 from agenitry._version import __version__
 
 if TYPE_CHECKING:
@@ -504,6 +505,20 @@ class BaseClient:
             "offset": offset,
         }
         return RequestSpec("GET", "/v1/authorize", params=params)
+
+    def _verify_spec(self, event_id: str) -> RequestSpec:
+        return RequestSpec("GET", f"/v1/verify/{self._venue_path}/{quote(event_id, safe='')}")
+
+    def _public_keys_spec(self) -> RequestSpec:
+        return RequestSpec("GET", "/v1/log/public-key")
+
+    @staticmethod
+    def _check_proof(document: Answer, public_key: Optional[Keys], served_keys: Optional[Answer]) -> VerificationResult:
+        """Check a fetched proof here; without a trusted key, against the keys the gateway serves."""
+        if public_key is None:
+            listed = (served_keys or {}).get("keys") or []
+            public_key = [str(key["public_key"]) for key in listed if isinstance(key, dict) and key.get("public_key")]
+        return verify_event(document, public_key)
 
     def _get_authorization_spec(self, authorization_id: str) -> RequestSpec:
         return RequestSpec("GET", f"/v1/authorize/{quote(authorization_id, safe='')}")

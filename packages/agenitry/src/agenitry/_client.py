@@ -22,6 +22,7 @@ from agenitry._delivery import Delivery
 from agenitry._embedded import EmbeddedGateway, EmbeddedTransport, open_embedded
 from agenitry._http import ConnectionPool, Transport
 from agenitry._types import StatsPeriod
+from agenitry._verify import Keys, VerificationResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -224,6 +225,21 @@ class Agenitry(BaseClient):
     def get_authorization(self, authorization_id: str) -> Answer:
         """The full record of one authorization."""
         return self._request(self._get_authorization_spec(authorization_id))
+
+    # -- the verifiable log ----------------------------------------------------------------------
+
+    def verify(self, event_id: str, *, public_key: Optional[Keys] = None) -> VerificationResult:
+        """Fetch an event's inclusion proof and signed checkpoint, and check them here.
+
+        Pass the public key you got from the venue's owner: without one, the keys the
+        gateway itself serves are used, which proves the log consistent but not who runs it.
+
+        >>> client.verify("evt_4k9x...", public_key="base64...").ok  # doctest: +SKIP
+        True
+        """
+        document = self._request(self._verify_spec(event_id))
+        served = None if public_key is not None else self._request(self._public_keys_spec())
+        return self._check_proof(document, public_key, served)
 
     # -- policies --------------------------------------------------------------------------------
 

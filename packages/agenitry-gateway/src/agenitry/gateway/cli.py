@@ -7,21 +7,34 @@ default is ``agenitry.db`` in the working directory.
 from __future__ import annotations
 
 import json
+import sys
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from agenitry.gateway import cli_verify
 from agenitry.gateway.errors import GatewayError
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.gateway import Gateway
+from agenitry.gateway.service.signing import SigningKey
 from agenitry.gateway.settings import Settings
-from agenitry.gateway.store.database import Database
 
 app = typer.Typer(help="Agenitry: spend authority and a verifiable audit trail for AI agents.", no_args_is_help=True)
 venues_app = typer.Typer(help="Create and list venues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+log_app = typer.Typer(help="The audit log's signing key and checkpoints.", no_args_is_help=True)
 app.add_typer(venues_app, name="venues")
 app.add_typer(keys_app, name="keys")
+app.add_typer(log_app, name="log")
+_command: ContextVar[Optional[typer.Context]] = ContextVar("agenitry_command", default=None)
+
+
+@app.callback()
+def _every_command(context: typer.Context) -> None:
+    _command.set(context)
+
 
 Db = Annotated[
     Optional[str],
@@ -34,27 +47,41 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 ExecuteWindow = Annotated[
     Optional[float], typer.Option(envvar="AGENITRY_EXECUTE_WINDOW", help="Seconds to execute an approval [300]")
 ]
+SigningKeyOption = Annotated[
+    Optional[str],
+    typer.Option(
+        envvar="AGENITRY_SIGNING_KEY",
+        help="Checkpoint signing key: a file, or base64:<seed> [agenitry-signing.key beside a SQLite file]",
+        show_default=False,
+    ),
+]
+
+
+def _settings(db: Optional[str], **settings: Any) -> Settings:
+    try:
+        return Settings.from_env(database_url=db, **settings)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
 
 
 def _gateway(db: Optional[str], **settings: Any) -> Gateway:
     try:
-        config = Settings.from_env(database_url=db, **settings)
+        gateway = _settings(db, **settings).gateway(serving=False)
     except ValueError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
-    gateway = Gateway(
-        Database(config.database_url),
-        execute_window=config.execute_window,
-        approval_window=config.approval_window,
-        public_url=config.verify_base_url,
-    )
+    command = _command.get()
+    if command is not None:
+        # A command's connections close with it (a PostgreSQL pool would outlive it otherwise).
+        command.call_on_close(gateway.db.dispose)
     gateway.migrate()
     return gateway
 
 
-def _fail(exc: GatewayError) -> typer.Exit:
+def _fail(exc: GatewayError, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {exc.message} ({exc.code})", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
+    return typer.Exit(code=code)
 
 
 def _print_json(value: Any) -> None:
@@ -76,6 +103,19 @@ def serve(
     sweep_interval: Annotated[
         Optional[float], typer.Option(envvar="AGENITRY_SWEEP_INTERVAL", help="Seconds between expiry sweeps [5]")
     ] = None,
+    signing_key: SigningKeyOption = None,
+    checkpoint_every: Annotated[
+        Optional[int],
+        typer.Option(envvar="AGENITRY_CHECKPOINT_EVERY", help="Sign a checkpoint every this many entries [1000]"),
+    ] = None,
+    checkpoint_interval: Annotated[
+        Optional[float],
+        typer.Option(envvar="AGENITRY_CHECKPOINT_INTERVAL", help="...and after this many seconds of waiting [60]"),
+    ] = None,
+    log_origin: Annotated[
+        Optional[str],
+        typer.Option(envvar="AGENITRY_LOG_ORIGIN", help="Start of each venue's log origin [<public host>/agenitry]"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
 ) -> None:
     """Run the gateway's HTTP API (migrating the database first)."""
@@ -83,30 +123,35 @@ def serve(
 
     from agenitry.gateway.api.app import create_app
 
+    settings = _settings(
+        db,
+        host=host,
+        port=port,
+        execute_window=execute_window,
+        approval_window=approval_window,
+        public_url=public_url,
+        sweep_interval=sweep_interval,
+        signing_key=signing_key,
+        checkpoint_every=checkpoint_every,
+        checkpoint_interval=checkpoint_interval,
+        log_origin=log_origin,
+    )
     try:
-        settings = Settings.from_env(
-            database_url=db,
-            host=host,
-            port=port,
-            execute_window=execute_window,
-            approval_window=approval_window,
-            public_url=public_url,
-            sweep_interval=sweep_interval,
-        )
+        gateway = settings.gateway()
     except ValueError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
-    gateway = Gateway(
-        Database(settings.database_url),
-        execute_window=settings.execute_window,
-        approval_window=settings.approval_window,
-        public_url=settings.verify_base_url,
-    )
     gateway.migrate()
     typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port} ({gateway.db.dialect})")
     try:
         uvicorn.run(
-            create_app(gateway, max_body_bytes=settings.max_body_bytes, sweep_interval=settings.sweep_interval),
+            create_app(
+                gateway,
+                max_body_bytes=settings.max_body_bytes,
+                sweep_interval=settings.sweep_interval,
+                public_rate_limit=settings.public_rate_limit,
+                public_rate_burst=settings.public_rate_burst,
+            ),
             host=settings.host,
             port=settings.port,
             log_level=log_level,
@@ -128,11 +173,17 @@ def venues_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 code of the venue's money")] = "USD",
     name: Annotated[Optional[str], typer.Option(help="A display name")] = None,
     public_context: Annotated[bool, typer.Option(help="Show event context on public verify pages")] = False,
+    redact: Annotated[
+        Optional[list[str]],
+        typer.Option(help="A context key never shown publicly (repeatable), besides password, token, card, email..."),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Create a venue."""
     try:
-        venue = _gateway(db).create_venue(venue_id, name=name, currency=currency, public_context=public_context)
+        venue = _gateway(db).create_venue(
+            venue_id, name=name, currency=currency, public_context=public_context, redacted_keys=redact
+        )
     except GatewayError as exc:
         raise _fail(exc) from None
     typer.echo(f"Created venue {venue['id']} ({venue['currency']}).")
@@ -253,6 +304,128 @@ def authorizations(
             f" {item['amount']:>12.2f} {item['currency']}  {item['created_at']}"
         )
     typer.echo(f"{len(page['authorizations'])} of {page['total']}", err=True)
+
+
+# -- the audit log -------------------------------------------------------------------------
+
+
+PublicKeys = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--public-key", help="A trusted key (base64, hex, vkey, or a file holding one); repeat for rotated keys"
+    ),
+]
+
+
+@app.command()
+def verify(
+    target: Annotated[
+        Optional[str], typer.Argument(help="A verify link, a .tlog-proof file, or an export file", show_default=False)
+    ] = None,
+    public_key: PublicKeys = None,
+    entry: Annotated[
+        Optional[Path], typer.Option(help="The event's entry JSON (or its verify document), with a .tlog-proof")
+    ] = None,
+    venue: Annotated[Optional[str], typer.Option(help="With --db: verify this venue's whole log")] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Verify one event (a verify link or a .tlog-proof) or a whole venue (--db and --venue, or an export).
+
+    Exit code 0 only when everything holds; 1 when something does not, naming the first
+    entry that was changed, removed, inserted or reordered; 2 when it could not check.
+    """
+    try:
+        keys = cli_verify.trusted(public_key or [])
+        if target is None:
+            if venue is None:
+                raise cli_verify.VerifyUsageError("give a verify link, a file, or --db with --venue")
+            report = _gateway(db).audit.audit(venue, keys or None)
+        elif target.startswith(("http://", "https://")):
+            result = cli_verify.check_url(target, keys, lambda line: typer.echo(line, err=True))
+            _verdict(result.ok, cli_verify.result_text(result, target), cli_verify.result_json(result), as_json)
+        elif cli_verify.kind_of(Path(target)) == "proof":
+            result = cli_verify.check_proof_file(Path(target), entry, keys)
+            _verdict(result.ok, cli_verify.result_text(result, target), cli_verify.result_json(result), as_json)
+        else:
+            report = cli_verify.check_export(Path(target), keys)
+    except (cli_verify.VerifyUsageError, OSError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    except GatewayError as exc:
+        raise _fail(exc, code=2) from None
+    _verdict(report.ok, cli_verify.report_text(report), cli_verify.report_json(report), as_json)
+
+
+def _verdict(ok: bool, lines: list[str], data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(data)
+    else:
+        for line in lines:
+            typer.echo(line)
+    raise typer.Exit(code=0 if ok else 1)
+
+
+@app.command()
+def export(
+    venue: Venue,
+    output: Annotated[str, typer.Option("--output", "-o", help="The file to write, or - for standard output")] = "-",
+    db: Db = None,
+) -> None:
+    """Write a venue's whole log (entries, tree leaves, checkpoints) as JSON lines, for ``agenitry verify``."""
+    gateway = _gateway(db)
+    sink = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for line in gateway.audit.export(venue):
+            sink.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+    except GatewayError as exc:
+        raise _fail(exc) from None
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+
+
+def _signing_key(db: Optional[str], signing_key: Optional[str]) -> SigningKey:
+    settings = _settings(db, signing_key=signing_key)
+    try:
+        key = SigningKey.from_setting(settings.signing_key, settings.database_url, create=False)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    if key is None:
+        typer.secho(
+            "error: no signing key found: give --signing-key (agenitry serve makes one beside a SQLite file)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
+    return key
+
+
+@log_app.command("public-key")
+def log_public_key(db: Db = None, signing_key: SigningKeyOption = None) -> None:
+    """Print the public key (base64) of the signing key: give it to whoever verifies."""
+    typer.echo(_signing_key(db, signing_key).public_key_b64)
+
+
+@log_app.command("keygen")
+def log_keygen(path: Annotated[Path, typer.Argument(help="The new key's file (must not exist)")]) -> None:
+    """Generate a new signing key into a file (mode 0600) and print its public key: for a rotation."""
+    if path.exists():
+        typer.secho(f"error: {path} exists; a key is never overwritten", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    typer.echo(SigningKey.create(path).public_key_b64)
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(venue: Venue, db: Db = None, signing_key: SigningKeyOption = None) -> None:
+    """Sign a checkpoint of a venue's log now and print it."""
+    _signing_key(db, signing_key)  # refuses when there is no lasting key to sign with
+    gateway = _gateway(db, signing_key=signing_key)
+    try:
+        typer.echo(gateway.audit.sign(venue).note, nl=False)
+    except GatewayError as exc:
+        raise _fail(exc) from None
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
-from agenitry.gateway.store.database import default_sqlite_url
+from agenitry._tlog import LogFormatError, check_key_name
+from agenitry.gateway.service.gateway import Gateway
+from agenitry.gateway.service.signing import SigningKey
+from agenitry.gateway.store.database import Database, default_sqlite_url
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,22 @@ class Settings:
     max_body_bytes: int = 1_048_576
     #: Seconds between sweeps that expire lapsed authorizations (0 turns it off).
     sweep_interval: float = 5.0
+    #: Seconds a request waits for the database (SQLite's write lock, a pooled PostgreSQL
+    #: connection) before it is answered 503 ``storage_unavailable``.
+    busy_timeout: float = 30.0
+    #: The key that signs checkpoints: a file (generated at first start, mode 0600) or
+    #: ``base64:<seed>``; empty: ``agenitry-signing.key`` beside a SQLite database file.
+    signing_key: str = ""
+    #: A venue's log gets a checkpoint when it crosses a multiple of this many entries (0: never)...
+    checkpoint_every: int = 1000
+    #: ...and, through the sweep, once entries have waited this many seconds (0: never).
+    checkpoint_interval: float = 60.0
+    #: The start of every venue's log origin; by default the public URL's host and ``/agenitry``.
+    log_origin: str = ""
+    #: Requests a second each client address may make to the public verify and log routes (0: no limit)...
+    public_rate_limit: float = 10.0
+    #: ...and how many it may make at once.
+    public_rate_burst: int = 60
 
     def __post_init__(self) -> None:
         problems = []
@@ -35,12 +54,39 @@ class Settings:
             problems.append("max_body_bytes must be at least 1024")
         if self.sweep_interval < 0:
             problems.append("sweep_interval must not be negative")
+        if not 0 < self.busy_timeout <= 3600:
+            problems.append("busy_timeout must be more than 0 and at most 3600 seconds")
+        for name in ("checkpoint_every", "checkpoint_interval", "public_rate_limit"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative")
+        if self.public_rate_burst < 1:
+            problems.append("public_rate_burst must be at least 1")
+        if self.log_origin:
+            try:
+                check_key_name(self.log_origin)
+            except LogFormatError:
+                problems.append("log_origin must not contain spaces or '+'")
         if problems:
             raise ValueError("Invalid gateway settings: " + "; ".join(problems))
 
     @property
     def verify_base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def gateway(self, *, serving: bool = True) -> Gateway:
+        """A gateway on these settings. Only a serving gateway creates a missing signing
+        key; the other commands sign nothing when there is none (a server will)."""
+        key = SigningKey.from_setting(self.signing_key, self.database_url, create=serving)
+        return Gateway(
+            Database(self.database_url, busy_timeout_s=self.busy_timeout),
+            execute_window=self.execute_window,
+            approval_window=self.approval_window,
+            public_url=self.verify_base_url,
+            signing_key=key,
+            checkpoint_every=self.checkpoint_every if key is not None else 0,
+            checkpoint_interval=self.checkpoint_interval,
+            log_origin=self.log_origin,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -10,21 +10,29 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from agenitry import __version__
-from agenitry.gateway.api import deps, errors
+from agenitry.gateway.api import deps, errors, ratelimit
 from agenitry.gateway.api.limits import BodyLimit
-from agenitry.gateway.api.routes import authorizations, events, keys, policies, public
+from agenitry.gateway.api.routes import authorizations, events, keys, log, policies, public
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.settings import Settings
-from agenitry.gateway.store.database import Database
 
 logger = logging.getLogger("agenitry.gateway")
 
 
-def create_app(gateway: Gateway, *, max_body_bytes: int = 1_048_576, sweep_interval: float = 0) -> FastAPI:
+def create_app(
+    gateway: Gateway,
+    *,
+    max_body_bytes: int = 1_048_576,
+    sweep_interval: float = 0,
+    public_rate_limit: float = 10.0,
+    public_rate_burst: int = 60,
+) -> FastAPI:
     """The gateway's ASGI application.
 
-    With ``sweep_interval`` > 0 a background thread expires lapsed authorizations and
-    drops stale records every that many seconds while the application runs.
+    With ``sweep_interval`` > 0 a background thread expires lapsed authorizations, drops
+    stale records and signs due checkpoints every that many seconds while the application
+    runs. The public verify and log routes take ``public_rate_limit`` requests a second
+    per client address, ``public_rate_burst`` at once (a rate of 0 turns the limit off).
 
     >>> app = create_app(Gateway(Database("sqlite:///agenitry.db")))  # doctest: +SKIP
     """
@@ -50,7 +58,8 @@ def create_app(gateway: Gateway, *, max_body_bytes: int = 1_048_576, sweep_inter
     )
     app.state.gateway = gateway
     errors.install(app)
-    for module in (events, authorizations, policies, keys, public):
+    ratelimit.install(app, rate=public_rate_limit, burst=public_rate_burst)
+    for module in (events, authorizations, policies, keys, public, log):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
@@ -61,18 +70,19 @@ def _sweep(gateway: Gateway, interval: float, stop: threading.Event) -> None:
         try:
             gateway.sweep()
         except Exception:  # a failed sweep is retried next time; lazy expiry still holds
-            logger.exception("Expiry sweep failed")
+            logger.exception("Sweep failed")
 
 
 def app_from_env() -> FastAPI:
     """An application configured from AGENITRY_* variables, for ``uvicorn --factory``
     (several workers on one PostgreSQL, for instance). Migrates the database first."""
     settings = Settings.from_env()
-    gateway = Gateway(
-        Database(settings.database_url),
-        execute_window=settings.execute_window,
-        approval_window=settings.approval_window,
-        public_url=settings.verify_base_url,
-    )
+    gateway = settings.gateway()
     gateway.migrate()
-    return create_app(gateway, max_body_bytes=settings.max_body_bytes, sweep_interval=settings.sweep_interval)
+    return create_app(
+        gateway,
+        max_body_bytes=settings.max_body_bytes,
+        sweep_interval=settings.sweep_interval,
+        public_rate_limit=settings.public_rate_limit,
+        public_rate_burst=settings.public_rate_burst,
+    )

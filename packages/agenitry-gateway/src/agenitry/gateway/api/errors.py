@@ -69,7 +69,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         message = "No such route"
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     if exc.status_code == 400 and "parsing the body" in message:
-        message, code = "The request body could not be parsed as JSON (too deeply nested?)", "invalid_json"
+        # Python's parser gives up on ~1,000 levels of nesting and on integers of over 4,300 digits.
+        message = "The request body could not be parsed as JSON (nested too deeply, or a number too long?)"
+        code = "invalid_json"
     return error_response(exc.status_code, message, code)
 
 

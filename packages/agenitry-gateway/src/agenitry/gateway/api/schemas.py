@@ -92,6 +92,22 @@ class ErrorOut(BaseModel):
     code: str = Field(..., description="A stable machine-readable code")
 
 
+#: The errors any keyed route may answer, documented so that clients (and fuzzers) know them.
+KEYED_ERRORS: dict[Union[int, str], dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "The body is not JSON (invalid_json)",
+        401: "Missing, unknown or revoked key (invalid_api_key)",
+        403: "The key's role or agent may not do this",
+        404: "No such object in the key's venue",
+        409: "Not possible in the object's current status, or an Idempotency-Key still in use",
+        413: "The body is larger than the gateway takes (payload_too_large)",
+        422: "A field or parameter is invalid; ``details`` lists each problem",
+        503: "The database is unavailable or busy; retry (storage_unavailable)",
+    }.items()
+}
+
+
 class LoggedOut(BaseModel):
     id: str
     status: Literal["logged"]
@@ -263,12 +279,59 @@ class KeyList(BaseModel):
     keys: list[KeyOut]
 
 
+class InclusionProof(BaseModel):
+    log_origin: str
+    index: int = Field(..., description="The entry's leaf index: its sequence number")
+    tree_size: int = Field(..., description="The size of the checkpointed tree the proof leads to")
+    root_hash: str = Field(..., description="The checkpoint's root hash, base64")
+    hashes: list[str] = Field(..., description="RFC 9162 inclusion proof, base64, from the leaf's sibling up")
+
+
 class VerifyOut(BaseModel):
     event: dict[str, Any]
-    entry: dict[str, Any]
-    leaf_hash: str
-    proof: Optional[dict[str, Any]] = None
-    checkpoint: Optional[str] = None
+    entry: dict[str, Any] = Field(..., description="The canonical entry the leaf hash commits to")
+    leaf_hash: str = Field(..., description="SHA-256(0x00 || canonical_json(entry)), hex")
+    index: int
+    proof: InclusionProof
+    checkpoint: str = Field(..., description="The signed checkpoint (C2SP signed note) the proof leads to")
+    checkpoint_signed_at: str
+    tlog_proof: str = Field(..., description="The same proof as a C2SP .tlog-proof (the entry in its extra line)")
+    public_key: str = Field(..., description="The Ed25519 key (base64) that signed the checkpoint")
+    verified: bool = Field(..., description="Whether the gateway's own check of this proof passed")
+    problems: list[str] = Field(..., description="What the gateway's own check found wrong, if anything")
+
+
+class CheckpointOut(BaseModel):
+    venue_id: str
+    number: int = Field(..., description="0 for the venue's first checkpoint, then 1, 2, ...")
+    origin: str
+    size: int
+    root_hash: str = Field(..., description="base64")
+    signed_at: str
+    public_key: str = Field(..., description="The Ed25519 key (base64) that signed it")
+    verifier_key: str = Field(..., description="The same key as a signed-note verifier key: origin+id+key")
+    checkpoint: str = Field(..., description="The signed note, verbatim")
+
+
+class ConsistencyOut(BaseModel):
+    venue_id: str
+    first: int
+    second: int
+    first_root: str = Field(..., description="base64")
+    second_root: str = Field(..., description="base64")
+    hashes: list[str] = Field(..., description="RFC 9162 consistency proof, base64")
+
+
+class LogKeyOut(BaseModel):
+    public_key: str
+    created_at: Optional[str]
+    current: bool
+
+
+class PublicKeysOut(BaseModel):
+    algorithm: Literal["Ed25519"]
+    public_key: str = Field(..., description="The key that signs checkpoints now (base64)")
+    keys: list[LogKeyOut] = Field(..., description="Every key that ever signed; older checkpoints use these")
 
 
 class HealthOut(BaseModel):

@@ -16,6 +16,7 @@ from agenitry import canonical_json, leaf_hash
 from agenitry.gateway._clock import iso
 from agenitry.gateway._money import decimal_string
 from agenitry.gateway.errors import Unprocessable
+from agenitry.gateway.service import log
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.store.schema import events, venues
 
@@ -113,6 +114,8 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
         row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
         rows.append(row)
     conn.execute(events.insert(), rows)
+    # The Merkle tree grows in the same transaction: no event is ever outside the log.
+    log.append_leaves(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows])
     return rows
 
 

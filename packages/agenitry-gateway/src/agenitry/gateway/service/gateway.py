@@ -26,9 +26,12 @@ from agenitry.gateway._money import display, to_number
 from agenitry.gateway.errors import Conflict, NotFound, Unauthenticated, Unprocessable
 from agenitry.gateway.service import events, inputs, ledger, lifecycle, records
 from agenitry.gateway.service.access import ROLES, Principal
+from agenitry.gateway.service.audit import AuditTrail, redact, redacted_keys
+from agenitry.gateway.service.checkpoints import Checkpointer, origin_prefix
 from agenitry.gateway.service.events import NewEvent
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.records import Values
+from agenitry.gateway.service.signing import SigningKey
 from agenitry.gateway.store.database import Database
 from agenitry.gateway.store.schema import (
     api_keys,
@@ -93,12 +96,25 @@ class Gateway:
         execute_window: float = 300.0,
         approval_window: float = 86_400.0,
         public_url: str = "http://127.0.0.1:8700",
+        signing_key: Optional[SigningKey] = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 60.0,
+        log_origin: str = "",
     ) -> None:
+        """Without ``signing_key``, checkpoints are signed by a key made for this instance
+        alone (see :mod:`agenitry.gateway.service.signing` for keys that last)."""
         self.db = database
         self.clock = clock
         self.execute_window = int(execute_window * SECOND)
         self.approval_window = int(approval_window * SECOND)
         self.public_url = public_url.rstrip("/")
+        self.checkpointer = Checkpointer(
+            signing_key or SigningKey.generate(),
+            prefix=log_origin or origin_prefix(self.public_url),
+            every=checkpoint_every,
+            interval_ms=int(checkpoint_interval * SECOND),
+        )
+        self.audit = AuditTrail(self.db, self.checkpointer, self._venue_tx, clock)
 
     def migrate(self) -> None:
         self.db.migrate()
@@ -112,6 +128,9 @@ class Gateway:
             tx = Tx(conn, venue, self.clock())
             lifecycle.expire_due(tx)
             yield tx
+            if tx.appended:
+                size = tx.appended[-1]["sequence"] + 1
+                self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)
 
     def _transact(
         self, principal: Principal, idempotency: Optional[Idempotency], work: Callable[[Tx], dict[str, Any]]
@@ -167,8 +186,16 @@ class Gateway:
     # -- venues and keys ---------------------------------------------------------------
 
     def create_venue(
-        self, venue_id: str, *, name: Optional[str] = None, currency: str = "USD", public_context: bool = False
+        self,
+        venue_id: str,
+        *,
+        name: Optional[str] = None,
+        currency: str = "USD",
+        public_context: bool = False,
+        redacted_keys: Optional[Sequence[str]] = None,
     ) -> dict[str, Any]:
+        """Create a venue. With ``public_context`` its verify pages show event context,
+        without the keys in ``redacted_keys`` and the default ones (passwords, tokens, cards...)."""
         row = {
             "id": inputs.venue_id(venue_id),
             "name": inputs.text(name, "name", limit=inputs.MAX_NAME) or venue_id,
@@ -176,6 +203,7 @@ class Gateway:
             "public_context": public_context,
             "event_count": 0,
             "created_at": self.clock(),
+            "redacted_keys": [inputs.text(key, "redacted key", limit=64) for key in redacted_keys or []] or None,
         }
         try:
             with self.db.write() as conn:
@@ -677,6 +705,8 @@ class Gateway:
         event = records.event(row, self.public_url)
         if not venue.public_context:
             event["context"] = None
+        elif event["context"] is not None:
+            event["context"] = redact(event["context"], redacted_keys(venue))
         event["authorization_status"] = status
         event["venue_name"] = venue.name
         event["amount_display"] = display(row.amount, row.currency) if row.amount is not None else None
@@ -704,6 +734,13 @@ class Gateway:
         with self.db.write() as conn:
             conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL))
             ledger.prune_buckets(conn, now - 30 * DAY)
+        with self.db.read() as conn:
+            due_checkpoints = self.checkpointer.due(conn, now)
+        for venue_id in due_checkpoints:
+            # Re-checked under the lock: another instance may have signed meanwhile.
+            with self._venue_tx(venue_id) as tx:
+                if self.checkpointer.due(tx.conn, tx.now, venue_id=venue_id):
+                    self.checkpointer.sign(tx.conn, venue_id, tx.now)
         return expired
 
 

@@ -127,4 +127,22 @@ def context(value: Any) -> Optional[dict[str, Any]]:
         raise Unprocessable("context must not contain NaN or Infinity", code="invalid_context") from None
     if size > MAX_CONTEXT_BYTES:
         raise Unprocessable(f"context is {size} bytes; at most {MAX_CONTEXT_BYTES} are kept", code="invalid_context")
+    normalized: dict[str, Any] = _as_stored(value)
+    return normalized
+
+
+def _as_stored(value: Any) -> Any:
+    """The JSON value as every store gives it back, so that an event's digest and a re-sent
+    event compare equal after a round trip. PostgreSQL's JSONB keeps numbers as decimals:
+    it returns 1e+308 as the integer 10**308 (the same JSON number) and -0.0 as 0.0."""
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_stored(item) for item in value]
+    if isinstance(value, float):
+        if value == 0:
+            return 0.0
+        written = repr(value)
+        if "e+" in written:
+            return int(Decimal(written))
     return value

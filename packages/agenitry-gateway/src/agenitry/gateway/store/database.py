@@ -102,8 +102,18 @@ class Database:
         """A write transaction (on SQLite, the one writer until it ends)."""
         with self._storage_errors(), self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
-            with conn.begin():
+            with conn.begin() as transaction:
                 yield conn
+                try:
+                    transaction.commit()
+                except (OperationalError, PoolTimeout) as exc:
+                    # The COMMIT may have reached the database before the connection
+                    # broke: whether the write happened cannot be known from here.
+                    raise StorageBusy(
+                        "The gateway lost its database while committing: the request may or may not have"
+                        " been applied. Retry it with the same Idempotency-Key to get its one answer.",
+                        outcome="unknown",
+                    ) from exc
 
     def lock_venue(self, conn: Connection, venue_id: str) -> Row[Any]:
         """Read the venue's row and hold its lock until the transaction ends.

@@ -9,8 +9,10 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,6 +37,13 @@ venues = Table(
     # The number of events appended so far: the next event's sequence number.
     Column("event_count", BigInteger, nullable=False, default=0),
     Column("created_at", Millis, nullable=False),
+    # Context keys hidden on public pages besides the defaults (a JSON list, or null).
+    Column("redacted_keys", Json),
+    # The origin line of this venue's checkpoints, fixed by its first checkpoint.
+    Column("log_origin", String(300)),
+    # The size and time of the newest checkpoint, so the sweep finds venues due one cheaply.
+    Column("checkpoint_size", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("checkpointed_at", Millis),
 )
 
 api_keys = Table(
@@ -155,4 +164,42 @@ idempotency_keys = Table(
     Column("body", Text, nullable=False),
     Column("created_at", Millis, nullable=False, index=True),
     PrimaryKeyConstraint("venue_id", "key", name="pk_idempotency_keys"),
+)
+
+# The Merkle tree of each venue's log (RFC 9162): node (level, node_index) is the hash of the
+# perfect subtree over leaves [node_index * 2^level, (node_index + 1) * 2^level); level 0 holds
+# the leaves. A node never changes once written, so roots and proofs of any size are read,
+# never recomputed. Append-only: triggers refuse UPDATE and DELETE (migration 0002).
+log_nodes = Table(
+    "log_nodes",
+    metadata,
+    Column("venue_id", String(64), nullable=False),
+    Column("level", SmallInteger, nullable=False),
+    Column("node_index", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    PrimaryKeyConstraint("venue_id", "level", "node_index", name="pk_log_nodes"),
+)
+
+# Signed checkpoints (C2SP signed notes), every one kept; ``number`` counts a venue's checkpoints.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("venue_id", String(64), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    # The signing key's Ed25519 public key, base64.
+    Column("public_key", String(44), nullable=False),
+    Column("signed_at", Millis, nullable=False),
+    Column("note", Text, nullable=False),
+    PrimaryKeyConstraint("venue_id", "number", name="pk_checkpoints"),
+    Index("ix_checkpoints_size", "venue_id", "size"),
+)
+
+# Every public key that ever signed a checkpoint, so old checkpoints stay verifiable after a rotation.
+log_keys = Table(
+    "log_keys",
+    metadata,
+    Column("public_key", String(44), primary_key=True),
+    Column("created_at", Millis, nullable=False),
 )

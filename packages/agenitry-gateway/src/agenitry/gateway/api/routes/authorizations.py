@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, dump, idempotency
 
-router = APIRouter(prefix="/v1/authorize", tags=["authorizations"])
+router = APIRouter(prefix="/v1/authorize", tags=["authorizations"], responses=schemas.KEYED_ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]

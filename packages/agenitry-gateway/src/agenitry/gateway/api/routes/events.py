@@ -13,7 +13,7 @@ from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader,
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import inputs
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=schemas.KEYED_ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]

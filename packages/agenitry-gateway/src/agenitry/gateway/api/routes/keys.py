@@ -11,7 +11,7 @@ from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, idempotency
 from agenitry.gateway.service.gateway import Outcome
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=schemas.KEYED_ERRORS)
 
 
 @router.post("", status_code=201, response_model=schemas.NewKeyOut)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, dump, idempotency
 
-router = APIRouter(prefix="/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=schemas.KEYED_ERRORS)
 
 
 @router.put("", response_model=schemas.PolicyOut)

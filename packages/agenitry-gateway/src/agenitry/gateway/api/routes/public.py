@@ -4,39 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import text
 
 from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import GatewayDep
+from agenitry.gateway.api.ratelimit import limit_public
 from agenitry.gateway.api.templating import templates
 from agenitry.gateway.errors import GatewayError
 
 router = APIRouter(tags=["public"])
+limited = APIRouter(tags=["public"], dependencies=[Depends(limit_public)])
 
 
-@router.get("/v1/verify/{venue_id}/{event_id}", response_model=schemas.VerifyOut)
+@limited.get("/v1/verify/{venue_id}/{event_id}", response_model=schemas.VerifyOut)
 def verify_json(venue_id: str, event_id: str, gateway: GatewayDep) -> dict[str, Any]:
-    """An event as its verify link shows it, with the entry its leaf hash commits to."""
-    event = gateway.public_event(venue_id, event_id)
-    return {
-        "event": {k: v for k, v in event.items() if k != "entry"},
-        "entry": event["entry"],
-        "leaf_hash": event["leaf_hash"],
-        "proof": None,
-        "checkpoint": None,
-    }
+    """An event with everything needed to check it offline: its canonical entry and leaf
+    hash, the inclusion proof against a signed checkpoint, and the same as a .tlog-proof.
+
+    If no checkpoint covers the event yet, one is signed first."""
+    return gateway.audit.document(gateway.public_event(venue_id, event_id))
 
 
-@router.get("/verify/{venue_id}/{event_id}", response_class=HTMLResponse, include_in_schema=True)
+@limited.get(
+    "/v1/verify/{venue_id}/{event_id}/tlog-proof",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def verify_tlog_proof(venue_id: str, event_id: str, gateway: GatewayDep) -> PlainTextResponse:
+    """The event's proof as a C2SP ``.tlog-proof`` file (its entry in the ``extra`` line)."""
+    document = gateway.audit.document(gateway.public_event(venue_id, event_id))
+    return PlainTextResponse(
+        document["tlog_proof"],
+        headers={"Content-Disposition": f'attachment; filename="{event_id}.tlog-proof"'},
+    )
+
+
+@limited.get("/verify/{venue_id}/{event_id}", response_class=HTMLResponse, include_in_schema=True)
 def verify_page(venue_id: str, event_id: str, request: Request, gateway: GatewayDep) -> HTMLResponse:
-    """The public page of one event: what happened, when, by which agent."""
+    """The public page of one event: what happened, whether its proof holds, and how to check it yourself."""
     try:
-        event = gateway.public_event(venue_id, event_id)
+        document = gateway.audit.document(gateway.public_event(venue_id, event_id))
     except GatewayError as exc:
         return templates.TemplateResponse(request, "not_found.html", {"message": exc.message}, status_code=exc.status)
-    return templates.TemplateResponse(request, "verify.html", {"event": event})
+    return templates.TemplateResponse(request, "verify.html", {"event": document["event"], "document": document})
 
 
 @router.get("/healthz", response_model=schemas.HealthOut)
@@ -44,3 +56,6 @@ def health(gateway: GatewayDep) -> dict[str, Any]:
     with gateway.db.read() as conn:
         conn.execute(text("SELECT 1"))
     return {"status": "ok", "database": gateway.db.dialect}
+
+
+router.include_router(limited)
