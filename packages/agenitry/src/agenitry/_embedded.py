@@ -59,17 +59,19 @@ class EmbeddedGateway:
     @classmethod
     def open(cls, database_url: str, venue_id: str, *, currency: str, public_url: str) -> EmbeddedGateway:
         try:
-            from agenitry.gateway import Database, Gateway, GatewayError, Principal, create_app
+            from agenitry.gateway import GatewayError, Principal, Settings, create_app
             from agenitry.gateway.api.deps import current_key
             from agenitry.gateway.errors import Conflict, NotFound
         except ImportError as exc:
             raise AgenitryError(GATEWAY_MISSING) from exc
         try:
-            database = Database(database_url)
+            # The same settings as `agenitry serve`, so checkpoints are signed with the same
+            # lasting key (agenitry-signing.key beside a SQLite file, or AGENITRY_SIGNING_KEY).
+            gateway = Settings.from_env(database_url=database_url, public_url=public_url).gateway()
         except ValueError as exc:
             raise AgenitryError(str(exc)) from None
+        database = gateway.db
         try:
-            gateway = Gateway(database, public_url=public_url)
             gateway.migrate()
             try:
                 gateway.get_venue(venue_id)
