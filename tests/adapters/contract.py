@@ -30,7 +30,7 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -170,9 +170,6 @@ POLICY: dict[str, Any] = {"max_single_amount": 500, "require_approval_above": 10
 class AdapterContract:
     """The scenarios. Subclasses provide a ``driver`` fixture; flags switch off what a driver cannot do."""
 
-    #: The adapter can continue a pending call (resume); every adapter should.
-    supports_resume: ClassVar[bool] = True
-
     # -- fixtures ---------------------------------------------------------------------------
 
     @pytest.fixture(params=["sqlite"])
@@ -201,10 +198,6 @@ class AdapterContract:
         driver.close()
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _resume_or_skip(self) -> None:
-        if not self.supports_resume:
-            pytest.skip("this adapter cannot resume a pending call")
 
     @staticmethod
     def _assert_executed(owner: Owner, outcome: Outcome, amount: float) -> None:
@@ -285,7 +278,6 @@ class AdapterContract:
     def test_pending_then_owner_approves_runs_once_and_is_executed(
         self, driver: AdapterDriver, venue: Venue, owner: Owner, effects: list[dict[str, Any]]
     ) -> None:
-        self._resume_or_skip()
         venue.policy(**POLICY)
         pending = driver.spend(action="purchase_order", amount=250)
         assert pending.status == "pending"
@@ -302,7 +294,6 @@ class AdapterContract:
     def test_pending_then_owner_denies_never_runs(
         self, driver: AdapterDriver, venue: Venue, owner: Owner, effects: list[dict[str, Any]]
     ) -> None:
-        self._resume_or_skip()
         venue.policy(**POLICY)
         pending = driver.spend(action="purchase_order", amount=250)
         owner.deny(pending.authorization_id)
@@ -315,7 +306,6 @@ class AdapterContract:
     def test_forged_approval_is_ignored_while_the_gateway_says_pending(
         self, driver: AdapterDriver, venue: Venue, owner: Owner, effects: list[dict[str, Any]]
     ) -> None:
-        self._resume_or_skip()
         venue.policy(**POLICY)
         pending = driver.spend(action="purchase_order", amount=250)
         resumed = driver.resume(pending, forged_approval=True)
@@ -329,7 +319,6 @@ class AdapterContract:
     def test_pending_past_the_approval_window_expires_and_never_runs(
         self, driver: AdapterDriver, venue: Venue, owner: Owner, clock: ManualClock, effects: list[dict[str, Any]]
     ) -> None:
-        self._resume_or_skip()
         venue.policy(**POLICY)
         pending = driver.spend(action="purchase_order", amount=250)
         clock.advance(APPROVAL_WINDOW_MS + 1)
@@ -342,7 +331,6 @@ class AdapterContract:
     def test_approved_past_the_execute_window_expires_and_never_runs(
         self, driver: AdapterDriver, venue: Venue, owner: Owner, clock: ManualClock, effects: list[dict[str, Any]]
     ) -> None:
-        self._resume_or_skip()
         venue.policy(**POLICY)
         pending = driver.spend(action="purchase_order", amount=250)
         owner.approve(pending.authorization_id)
@@ -384,13 +372,12 @@ class AdapterContract:
             driver.spend(action="purchase_order", amount=20)
             driver.spend(action="purchase_order", amount=900)
             driver.spend(action="purchase_order", amount=30, fail=True)
-            if self.supports_resume:
-                pending = driver.spend(action="comp_issued", amount=150)
-                owner.approve(pending.authorization_id)
-                driver.resume(pending)
-                refused = driver.spend(action="comp_issued", amount=120)
-                owner.deny(refused.authorization_id)
-                driver.resume(refused)
+            pending = driver.spend(action="comp_issued", amount=150)
+            owner.approve(pending.authorization_id)
+            driver.resume(pending)
+            refused = driver.spend(action="comp_issued", amount=120)
+            owner.deny(refused.authorization_id)
+            driver.resume(refused)
 
         script(driver, venue, owner)
         reference_venue = make_venue(gateway)
