@@ -33,6 +33,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: What ``guard(amount=...)`` takes: an argument's name, a function of the arguments, or a number.
 AmountSpec = Union[str, float, int, Callable[[dict[str, Any]], Any]]
 
+
+def resolve_amount(spec: Optional[AmountSpec], arguments: Mapping[str, Any], tool: str = "the tool") -> Any:
+    """The amount a call spends: a named argument, a function of the arguments, or a number."""
+    if callable(spec):
+        return spec(dict(arguments))
+    if isinstance(spec, str):
+        if spec not in arguments:
+            raise TypeError(f"{tool} was called without its amount argument {spec!r}")
+        return arguments[spec]
+    return spec
+
+
 #: Statuses in which the agent may go ahead (or already went ahead).
 APPROVED = ("approved", "executed", "settled")
 #: Argument names whose values never leave the process (matched anywhere in the name).
@@ -276,12 +288,7 @@ def guard(
 
         def spend(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Spend:
             arguments = _bound(signature, args, kwargs)
-            if callable(amount):
-                value = amount(arguments)
-            elif isinstance(amount, str):
-                value = arguments[amount]
-            else:
-                value = amount
+            value = resolve_amount(amount, arguments, tool)
             context = {"tool": tool, "arguments": summarize_arguments(arguments)}
             return Spend(
                 runner,

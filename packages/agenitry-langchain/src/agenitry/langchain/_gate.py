@@ -27,7 +27,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
 from agenitry import AgenitryError, ApprovalRequired, SpendDenied
-from agenitry._gating import AmountSpec, logger, record_tool_call, summarize_arguments
+from agenitry._gating import AmountSpec, logger, record_tool_call, resolve_amount, summarize_arguments
 
 Result = Union[ToolMessage, Command[Any]]
 M = TypeVar("M")
@@ -51,14 +51,8 @@ class Gate:
     actual: Optional[Callable[[Any], Any]] = None
     currency: Optional[str] = None
 
-    def amount_of(self, args: Mapping[str, Any]) -> Any:
-        if callable(self.amount):
-            return self.amount(dict(args))
-        if isinstance(self.amount, str):
-            if self.amount not in args:
-                raise ValueError(f"the call has no argument {self.amount!r} to take the amount from")
-            return args[self.amount]
-        return self.amount
+    def amount_of(self, args: Mapping[str, Any], tool: str = "the tool") -> Any:
+        return resolve_amount(self.amount, args, tool)
 
 
 Gates = Mapping[str, Union[Gate, Mapping[str, Any]]]
@@ -209,7 +203,7 @@ class ToolCallGate:
         args = dict(call.get("args") or {})
         return self.client.spend(
             gate.action,
-            gate.amount_of(args),
+            gate.amount_of(args, str(call.get("name"))),
             agent_id=self.agent_id,
             currency=gate.currency,
             context={"tool": call.get("name"), "arguments": summarize_arguments(args), "tool_call_id": call.get("id")},
@@ -271,19 +265,10 @@ class ToolCallGate:
                 return message
             except SpendDenied as denied:
                 return self._refused(call, started, denied)
-            except _ToolFailed as failed:
-                ident = getattr(auth, "authorization_id", None)
-                self.record(call, started, "error", str(failed), authorization_id=ident)
-                return _mark(failed.message, "error", ident)
             except GraphBubbleUp:
                 raise
-            except AgenitryError as error:
-                self.record(call, started, "error", error)
-                return _error(call, f"Could not get an authorization for {call.get('name')}: {error}", "error")
             except Exception as error:
-                ident = getattr(auth, "authorization_id", None)
-                self.record(call, started, "error", error, authorization_id=ident)
-                return _error(call, failed_text(str(call.get("name")), error, ident), "error", ident)
+                return self._failed(call, started, error, auth)
             self.record(call, started, "ok", authorization_id=auth.authorization_id)
             return _mark(result, "approved", auth.authorization_id)
 
@@ -342,21 +327,24 @@ class ToolCallGate:
                 return message
             except SpendDenied as denied:
                 return self._refused(call, started, denied)
-            except _ToolFailed as failed:
-                ident = getattr(auth, "authorization_id", None)
-                self.record(call, started, "error", str(failed), authorization_id=ident)
-                return _mark(failed.message, "error", ident)
             except GraphBubbleUp:
                 raise
-            except AgenitryError as error:
-                self.record(call, started, "error", error)
-                return _error(call, f"Could not get an authorization for {call.get('name')}: {error}", "error")
             except Exception as error:
-                ident = getattr(auth, "authorization_id", None)
-                self.record(call, started, "error", error, authorization_id=ident)
-                return _error(call, failed_text(str(call.get("name")), error, ident), "error", ident)
+                return self._failed(call, started, error, auth)
             self.record(call, started, "ok", authorization_id=auth.authorization_id)
             return _mark(result, "approved", auth.authorization_id)
+
+    def _failed(self, call: Mapping[str, Any], started: float, error: Exception, auth: Any) -> Result:
+        """What the model reads when the tool failed (its spend reversed) or no authorization came."""
+        ident = getattr(auth, "authorization_id", None)
+        if isinstance(error, _ToolFailed):
+            self.record(call, started, "error", str(error), authorization_id=ident)
+            return _mark(error.message, "error", ident)
+        if isinstance(error, AgenitryError):
+            self.record(call, started, "error", error)
+            return _error(call, f"Could not get an authorization for {call.get('name')}: {error}", "error")
+        self.record(call, started, "error", error, authorization_id=ident)
+        return _error(call, failed_text(str(call.get("name")), error, ident), "error", ident)
 
     # -- calls that spend nothing: only recorded ---------------------------------------------------
 

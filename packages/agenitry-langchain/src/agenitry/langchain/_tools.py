@@ -259,7 +259,7 @@ def gate_tool(
     def spend(args: dict[str, Any]) -> Any:
         return resolved.spend(
             gate.action,
-            gate.amount_of(args),
+            gate.amount_of(args, name),
             agent_id=agent_id,
             currency=gate.currency,
             context={"tool": name, "arguments": summarize_arguments(args)},

@@ -30,7 +30,7 @@ from llama_index.core.workflow import Context, HumanResponseEvent, InputRequired
 
 from agenitry import AgenitryError, ApprovalRequired, AsyncAgenitry, SpendDenied
 from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, summarize_arguments
+from agenitry._gating import AmountSpec, resolve_amount, summarize_arguments
 
 from ._tools import decision_text, resolve_client
 
@@ -121,13 +121,7 @@ class _Gate:
         self.name = inner.metadata.get_name()
 
     def amount_of(self, arguments: Mapping[str, Any]) -> Any:
-        if callable(self.amount):
-            return self.amount(dict(arguments))
-        if isinstance(self.amount, str):
-            if self.amount not in arguments:
-                raise TypeError(f"{self.name} was called without its amount argument {self.amount!r}")
-            return arguments[self.amount]
-        return self.amount
+        return resolve_amount(self.amount, arguments, self.name)
 
     def spend(self, arguments: Mapping[str, Any], authorization_id: Optional[str] = None) -> Any:
         return self.client.spend(  # type: ignore[attr-defined]

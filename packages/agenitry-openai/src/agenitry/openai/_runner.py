@@ -26,7 +26,7 @@ import pydantic
 
 from agenitry import AgenitryError, ApprovalRequired, AsyncAgenitry, SpendDenied
 from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, record_tool_call, summarize_arguments
+from agenitry._gating import AmountSpec, record_tool_call, resolve_amount, summarize_arguments
 
 from ._schema import arguments_model, chat_tool, describe, responses_tool, strict_schema
 from ._tools import SIGNATURES, abind, bind, decision_text
@@ -271,17 +271,10 @@ class ToolRunner:
             return tool.fn(model)
         return tool.fn(**{k: v for k, v in values.items() if k != "_model"})
 
-    def _amount(self, tool: Tool, arguments: dict[str, Any]) -> Any:
-        if callable(tool.amount):
-            return tool.amount(arguments)
-        if isinstance(tool.amount, str):
-            return arguments[tool.amount]
-        return tool.amount
-
     def _spend(self, tool: Tool, arguments: dict[str, Any], continuing: Optional[str]) -> Any:
         return self.client.spend(  # type: ignore[attr-defined]
             str(tool.action),
-            self._amount(tool, arguments),
+            resolve_amount(tool.amount, arguments, tool.name),
             agent_id=self.agent_id,
             context={"tool": tool.name, "arguments": summarize_arguments(arguments)},
             settle=tool.settle,

@@ -27,7 +27,7 @@ from agents.tool_context import ToolContext
 
 from agenitry import ApprovalRequired, AsyncAgenitry, SpendDenied
 from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, record_tool_call, summarize_arguments
+from agenitry._gating import AmountSpec, record_tool_call, resolve_amount, summarize_arguments
 
 from ._tools import decision_text
 
@@ -82,11 +82,7 @@ class ApprovalGate:
         )
 
         def amount_of(arguments: dict[str, Any]) -> Any:
-            if callable(amount):
-                return amount(arguments)
-            if isinstance(amount, str):
-                return arguments[amount]
-            return amount
+            return resolve_amount(amount, arguments, tool_name)
 
         async def ask(arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
             """Authorize this call; the same call id always gets the same authorization (idempotency key)."""
