@@ -151,6 +151,8 @@ def serve(
                 sweep_interval=settings.sweep_interval,
                 public_rate_limit=settings.public_rate_limit,
                 public_rate_burst=settings.public_rate_burst,
+                key_rate_limit=settings.key_rate_limit,
+                key_rate_burst=settings.key_rate_burst,
             ),
             host=settings.host,
             port=settings.port,

@@ -42,6 +42,10 @@ class Settings:
     public_rate_limit: float = 10.0
     #: ...and how many it may make at once.
     public_rate_burst: int = 60
+    #: Requests a second each API key may make to the keyed routes (0: no limit)...
+    key_rate_limit: float = 50.0
+    #: ...and how many it may make at once.
+    key_rate_burst: int = 200
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,11 +60,12 @@ class Settings:
             problems.append("sweep_interval must not be negative")
         if not 0 < self.busy_timeout <= 3600:
             problems.append("busy_timeout must be more than 0 and at most 3600 seconds")
-        for name in ("checkpoint_every", "checkpoint_interval", "public_rate_limit"):
+        for name in ("checkpoint_every", "checkpoint_interval", "public_rate_limit", "key_rate_limit"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
-        if self.public_rate_burst < 1:
-            problems.append("public_rate_burst must be at least 1")
+        for name in ("public_rate_burst", "key_rate_burst"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
         if self.log_origin:
             try:
                 check_key_name(self.log_origin)

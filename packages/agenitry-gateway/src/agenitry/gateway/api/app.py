@@ -26,13 +26,17 @@ def create_app(
     sweep_interval: float = 0,
     public_rate_limit: float = 10.0,
     public_rate_burst: int = 60,
+    key_rate_limit: float = 50.0,
+    key_rate_burst: int = 200,
 ) -> FastAPI:
     """The gateway's ASGI application.
 
     With ``sweep_interval`` > 0 a background thread expires lapsed authorizations, drops
     stale records and signs due checkpoints every that many seconds while the application
     runs. The public verify and log routes take ``public_rate_limit`` requests a second
-    per client address, ``public_rate_burst`` at once (a rate of 0 turns the limit off).
+    per client address, ``public_rate_burst`` at once; every keyed route takes
+    ``key_rate_limit`` requests a second per API key, ``key_rate_burst`` at once (a rate
+    of 0 turns a limit off).
 
     >>> app = create_app(Gateway(Database("sqlite:///agenitry.db")))  # doctest: +SKIP
     """
@@ -58,7 +62,7 @@ def create_app(
     )
     app.state.gateway = gateway
     errors.install(app)
-    ratelimit.install(app, rate=public_rate_limit, burst=public_rate_burst)
+    ratelimit.install(app, public=(public_rate_limit, public_rate_burst), keys=(key_rate_limit, key_rate_burst))
     for module in (events, authorizations, policies, keys, public, log):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -85,4 +89,6 @@ def app_from_env() -> FastAPI:
         sweep_interval=settings.sweep_interval,
         public_rate_limit=settings.public_rate_limit,
         public_rate_burst=settings.public_rate_burst,
+        key_rate_limit=settings.key_rate_limit,
+        key_rate_burst=settings.key_rate_burst,
     )

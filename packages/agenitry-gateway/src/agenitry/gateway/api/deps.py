@@ -8,12 +8,14 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from agenitry.gateway.api.ratelimit import limit_key
 from agenitry.gateway.errors import Unauthenticated, Unprocessable
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.gateway import Gateway, Idempotency, Outcome
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async: no I/O here, and a sync dependency would cost a hop to the thread pool.
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -22,13 +24,17 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 def current_key(
+    request: Request,
     gateway: GatewayDep,
     authorization: Annotated[Optional[str], Header(description="Bearer ag_...")] = None,
 ) -> Principal:
+    """The caller's key, once it has a token left in its rate limit."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthenticated()
-    return gateway.authenticate(secret.strip())
+    principal = gateway.authenticate(secret.strip())
+    limit_key(request, principal.key_id)
+    return principal
 
 
 CurrentKey = Annotated[Principal, Depends(current_key)]

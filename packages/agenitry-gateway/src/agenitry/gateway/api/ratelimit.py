@@ -1,4 +1,5 @@
-"""Rate limits: token buckets per client (an address here; an API key for issue 7's limits).
+"""Rate limits: token buckets per client address (the public routes) and per API key
+(every keyed route), so that one runaway agent cannot starve the others.
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens a second; a request
 takes one, and one that finds none answers 429 with ``Retry-After``. Buckets live in this
@@ -13,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,9 +26,10 @@ class RateLimited(GatewayError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, retry_after: float, **extra: Any) -> None:
+    def __init__(self, retry_after: float, source: str = "this client") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(f"Too many requests: retry in {self.retry_after} s", retry_after=self.retry_after, **extra)
+        message = f"Too many requests from {source}: retry in {self.retry_after} s"
+        super().__init__(message, retry_after=self.retry_after)
 
 
 class TokenBuckets:
@@ -66,11 +68,11 @@ class TokenBuckets:
                 self._buckets.popitem(last=False)
             return wait
 
-    def check(self, key: str) -> None:
-        """Take one token or raise :class:`RateLimited`."""
+    def check(self, key: str, source: str = "this client") -> None:
+        """Take one token or raise :class:`RateLimited` (naming ``source`` to the caller)."""
         wait = self.take(key)
         if wait > 0:
-            raise RateLimited(wait)
+            raise RateLimited(wait, source)
 
 
 def client_address(request: Request) -> str:
@@ -82,7 +84,14 @@ def limit_public(request: Request) -> None:
     """Dependency of the public routes: limits each client address."""
     buckets: Optional[TokenBuckets] = getattr(request.app.state, "public_limit", None)
     if buckets is not None:
-        buckets.check(client_address(request))
+        buckets.check(client_address(request), "this address")
+
+
+def limit_key(request: Request, key_id: str) -> None:
+    """Called once a keyed request's key is known: limits each API key."""
+    buckets: Optional[TokenBuckets] = getattr(request.app.state, "key_limit", None)
+    if buckets is not None:
+        buckets.check(key_id, "this API key")
 
 
 async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
@@ -90,7 +99,9 @@ async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
 
-def install(app: FastAPI, *, rate: float, burst: int) -> None:
-    """Limit the public routes of ``app`` to ``rate`` requests a second per address (0: off)."""
-    app.state.public_limit = TokenBuckets(rate, burst) if rate > 0 else None
+def install(app: FastAPI, *, public: tuple[float, int], keys: tuple[float, int]) -> None:
+    """Limit ``app``'s public routes per address and its keyed routes per API key, each to
+    a (rate a second, burst) pair; a rate of 0 turns that limit off."""
+    app.state.public_limit = TokenBuckets(*public) if public[0] > 0 else None
+    app.state.key_limit = TokenBuckets(*keys) if keys[0] > 0 else None
     app.add_exception_handler(RateLimited, _rate_limited)

@@ -103,6 +103,7 @@ KEYED_ERRORS: dict[Union[int, str], dict[str, Any]] = {
         409: "Not possible in the object's current status, or an Idempotency-Key still in use",
         413: "The body is larger than the gateway takes (payload_too_large)",
         422: "A field or parameter is invalid; ``details`` lists each problem",
+        429: "The key made more requests than its rate limit allows; retry after Retry-After seconds (rate_limited)",
         503: "The database is unavailable or busy; retry (storage_unavailable)",
     }.items()
 }
