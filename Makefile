@@ -37,5 +37,14 @@ browser:
 			echo "make test needs Chromium for the verify-page test: run 'sudo apt-get install chromium'" >&2; exit 1; \
 		fi; }
 
+# Every benchmark, each printing its figures beside a baseline from the same run and the
+# targets of docs/performance.md (about 15 minutes; BENCH_ARGS=--quick for a short run).
+BENCHES := decision growth http scaleout client log
+bench: $(STAMP)
+	@for name in $(BENCHES); do \
+		echo; echo "== bench/bench_$$name.py $(BENCH_ARGS)"; \
+		$(BIN)/python bench/bench_$$name.py $(BENCH_ARGS) || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,8 +18,6 @@ without a PostgreSQL server, ``--leaves N`` for another tree size).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -27,9 +25,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from _common import machine, optional_postgres
 from agenitry import leaf_hash
 from agenitry._ed25519 import verify_pure
 from agenitry._merkle import verify_consistency, verify_inclusion
@@ -38,20 +36,14 @@ from agenitry.gateway import Database, Gateway, Principal
 from agenitry.gateway.service import log
 from agenitry.gateway.service.signing import SigningKey
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 EVENT = {"agent_id": "voice-agent", "action": "order_captured", "amount": 12.5}
 
 
 @contextmanager
 def databases(postgres: bool) -> Iterator[list[tuple[str, Database]]]:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, optional_postgres(postgres) as url:
         found = [("SQLite", Database(f"sqlite:///{folder}/bench.db"))]
-        url = None
-        if postgres:
-            from support.databases import create_postgres_database, drop_postgres_database
-
-            url = create_postgres_database()
+        if url is not None:
             found.append(("PostgreSQL", Database(url)))
         for _, database in found:
             database.migrate()
@@ -60,8 +52,6 @@ def databases(postgres: bool) -> Iterator[list[tuple[str, Database]]]:
         finally:
             for _, database in found:
                 database.dispose()
-            if url is not None:
-                drop_postgres_database(url)
 
 
 @contextmanager
@@ -192,8 +182,7 @@ def main() -> int:
     args = parser.parse_args()
     n = 200 if args.quick else 1_000
     leaves = args.leaves or (100_000 if args.quick else 1_000_000)
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"Agenitry verifiable log on {python}, {os.cpu_count()} CPUs")
+    print(f"Agenitry verifiable log, {'quick' if args.quick else 'full'} run: {machine()}")
     with databases(not args.no_postgres) as found:
         print("\nAppend cost per event, with the Merkle tree against without it")
         for name, database in found:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, exists, func, select, type_coerce, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -22,6 +22,15 @@ from agenitry.gateway.store.schema import events, venues
 
 #: Bumped only with a migration that keeps old entries verifiable.
 ENTRY_VERSION = 1
+
+# Built once, as every append runs them: the first reserves the batch's sequence numbers.
+_RESERVE = (
+    update(venues)
+    .where(venues.c.id == bindparam("venue_id"))
+    .values(event_count=venues.c.event_count + bindparam("count"))
+    .returning(venues.c.event_count)
+)
+_INSERT = events.insert()
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,7 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
     """Append events in order; returns the stored rows. The caller holds the venue's lock."""
     if not batch:
         return []
-    count = conn.execute(
-        update(venues)
-        .where(venues.c.id == venue_id)
-        .values(event_count=venues.c.event_count + len(batch))
-        .returning(venues.c.event_count)
-    ).scalar_one()
+    count = conn.execute(_RESERVE, {"venue_id": venue_id, "count": len(batch)}).scalar_one()
     first = count - len(batch)
     rows = []
     for offset, new in enumerate(batch):
@@ -113,7 +117,7 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
         }
         row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
         rows.append(row)
-    conn.execute(events.insert(), rows)
+    conn.execute(_INSERT, rows)
     # The Merkle tree grows in the same transaction: no event is ever outside the log.
     log.append_leaves(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows])
     return rows

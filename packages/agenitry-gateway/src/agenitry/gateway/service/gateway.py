@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agenitry import DEFAULT_DIRECTIONS, canonical_json
@@ -52,6 +52,13 @@ IDEMPOTENCY_TTL = 2 * DAY
 _SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in inputs.RESERVED_PREFIXES)
 _POLICY_LIMITS = ("max_single_amount", "max_daily_spend", "max_monthly_spend", "require_approval_above")
 _ALL_SCOPES = "*"
+# Built once, as each runs on most requests: building one cost more than running it.
+_PRESENTED_KEY = select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id).where(
+    api_keys.c.digest == bindparam("digest"), api_keys.c.revoked_at.is_(None)
+)
+_STORED_ANSWER = select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
+    idempotency_keys.c.venue_id == bindparam("venue_id"), idempotency_keys.c.key == bindparam("key")
+)
 
 
 @dataclass(frozen=True)
@@ -138,10 +145,7 @@ class Gateway:
         with self._venue_tx(principal.venue_id) as tx:
             if idempotency is not None:
                 stored = tx.conn.execute(
-                    select(idempotency_keys).where(
-                        idempotency_keys.c.venue_id == principal.venue_id,
-                        idempotency_keys.c.key == idempotency.key,
-                    )
+                    _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key}
                 ).first()
                 if stored is not None:
                     if stored.fingerprint != idempotency.fingerprint:
@@ -153,13 +157,14 @@ class Gateway:
             body = work(tx)
             if idempotency is not None:
                 tx.conn.execute(
-                    idempotency_keys.insert().values(
-                        venue_id=principal.venue_id,
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        body=json.dumps(body, ensure_ascii=False),
-                        created_at=tx.now,
-                    )
+                    idempotency_keys.insert(),
+                    {
+                        "venue_id": principal.venue_id,
+                        "key": idempotency.key,
+                        "fingerprint": idempotency.fingerprint,
+                        "body": json.dumps(body, ensure_ascii=False),
+                        "created_at": tx.now,
+                    },
                 )
             return Outcome(body)
 
@@ -168,16 +173,8 @@ class Gateway:
         """A read of one venue, after any expiry that is due has been applied."""
         now = self.clock()
         with self.db.read() as conn:
-            due = conn.execute(
-                select(authorizations.c.id)
-                .where(
-                    authorizations.c.venue_id == venue_id,
-                    authorizations.c.status.in_(["approved", "pending"]),
-                    authorizations.c.expires_at < now,
-                )
-                .limit(1)
-            ).first()
-        if due is not None:
+            due = lifecycle.any_due(conn, venue_id, now)
+        if due:
             with self._venue_tx(venue_id):
                 pass
         with self.db.read() as conn:
@@ -295,11 +292,7 @@ class Gateway:
         if not secret or not secret.startswith("ag_") or len(secret) > 200:
             raise Unauthenticated()
         with self.db.read() as conn:
-            row = conn.execute(
-                select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id).where(
-                    api_keys.c.digest == _digest(secret), api_keys.c.revoked_at.is_(None)
-                )
-            ).first()
+            row = conn.execute(_PRESENTED_KEY, {"digest": _digest(secret)}).first()
         if row is None:
             raise Unauthenticated()
         return Principal(key_id=row.id, venue_id=row.venue_id, role=row.role, agent_id=row.agent_id)

@@ -1,10 +1,11 @@
 """Each venue's Merkle tree in storage: appends, roots and proofs in O(log n) reads.
 
 The table ``log_nodes`` holds every perfect subtree (level, index) of a venue's tree (see
-:mod:`agenitry._merkle`). Appending leaf n reads the O(log n) subtrees that make up the
-tree before it, once per batch, and writes the leaf and each parent it completes; a root
-or a proof of any size is folded from O(log n) stored subtrees. Nothing is recomputed
-from the leaves, and a stored node never changes.
+:mod:`agenitry._merkle`). Appending a batch reads the stored subtrees its leaves complete
+parents with (one on average for a single leaf, none at an even index), once per batch,
+and writes each leaf and each parent it completes; a root or a proof of any size is
+folded from O(log n) stored subtrees. Nothing is recomputed from the leaves, and a stored
+node never changes.
 """
 
 from __future__ import annotations
@@ -15,26 +16,48 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, TextClause, select, text
 
-from agenitry._merkle import CompactTree, Node, consistency_ranges, fold, inclusion_ranges, node_hash, subtrees
+from agenitry._merkle import Node, consistency_ranges, fold, inclusion_ranges, node_hash, subtrees
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.store.schema import log_nodes
 
 _READ_CHUNK = 10_000
+_INSERT_NODES = log_nodes.insert()
 
 
 def append_leaves(conn: Connection, venue_id: str, first: int, leaves: Sequence[bytes]) -> None:
-    """Add ``leaves`` at indices first, first+1, ...; the caller holds the venue's lock."""
+    """Add ``leaves`` at indices first, first+1, ...; the caller holds the venue's lock.
+
+    A leaf completes the parent of every node it ends as a right child. Only the left
+    siblings stored before ``first`` are read, not the whole frontier of the tree that a
+    :class:`agenitry._merkle.CompactTree` starts from: the nodes written are the same.
+    """
     if not leaves:
         return
-    frontier = subtrees(0, first)
-    stored = nodes(conn, venue_id, frontier)
-    tree = CompactTree(first, [stored[node] for node in frontier])
-    rows = [
-        {"venue_id": venue_id, "level": level, "node_index": index, "hash": digest}
-        for leaf in leaves
-        for level, index, digest in tree.append(leaf)
-    ]
-    conn.execute(log_nodes.insert(), rows)
+    known = nodes(conn, venue_id, _stored_siblings(first, len(leaves)))
+    rows = []
+    for index, digest in enumerate(leaves, start=first):
+        level = 0
+        known[level, index] = digest
+        rows.append({"venue_id": venue_id, "level": level, "node_index": index, "hash": digest})
+        while index % 2:
+            digest = node_hash(known[level, index - 1], digest)
+            level, index = level + 1, index // 2
+            known[level, index] = digest
+            rows.append({"venue_id": venue_id, "level": level, "node_index": index, "hash": digest})
+    conn.execute(_INSERT_NODES, rows)
+
+
+def _stored_siblings(first: int, count: int) -> list[Node]:
+    """The stored nodes (those ending at or before ``first``) that appending ``count``
+    leaves at ``first`` merges with: the left siblings met going up from each new leaf."""
+    wanted = []
+    for index in range(first, first + count):
+        level = 0
+        while index % 2:
+            if index << level <= first:
+                wanted.append((level, index - 1))
+            level, index = level + 1, index // 2
+    return wanted
 
 
 def nodes(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> dict[Node, bytes]:
@@ -55,10 +78,12 @@ def nodes(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> dict[Node,
 
 # One primary-key lookup a node, as plain SQL: SQLite scans all of a venue's nodes for a
 # row-value IN, and building an expression of 40 terms costs more than the query itself.
+# On PostgreSQL, OFFSET 0 keeps the lookup a subquery run once per wanted node: as a join,
+# the planner hashed every node of the venue (a scan that grows with its log).
 _UNNEST = text(
-    "SELECT n.level, n.node_index, n.hash FROM unnest(CAST(:levels AS smallint[]), CAST(:indices AS bigint[]))"
-    " AS wanted(level, node_index) JOIN log_nodes n"
-    " ON n.venue_id = :venue AND n.level = wanted.level AND n.node_index = wanted.node_index"
+    "SELECT wanted.level, wanted.node_index, n.hash FROM unnest(CAST(:levels AS smallint[]),"
+    " CAST(:indices AS bigint[])) AS wanted(level, node_index) CROSS JOIN LATERAL (SELECT hash FROM log_nodes"
+    " WHERE venue_id = :venue AND level = wanted.level AND node_index = wanted.node_index OFFSET 0) AS n"
 )
 
 

@@ -20,6 +20,12 @@ MONTHLY_WINDOW = 30 * DAY
 
 #: Given a policy and a window length, the amount its scope holds in that window.
 HeldInWindow = Callable[["Policy", int], int]
+#: The checks over rolling windows, in the published order: the policy's limit, its
+#: window, and how a denial names them.
+WINDOW_CHECKS = (
+    ("max_daily_spend", DAILY_WINDOW, "the last 24 hours", "daily"),
+    ("max_monthly_spend", MONTHLY_WINDOW, "the last 30 days", "monthly"),
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,17 @@ class Policy:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def windows_limited(policies: Sequence[Policy]) -> list[tuple[Policy, int]]:
+    """Each policy and window with a limit: every held amount :func:`evaluate` may ask
+    for, in the order it asks, so that a caller can read them all at once."""
+    return [
+        (policy, window)
+        for field, window, *_ in WINDOW_CHECKS
+        for policy in policies
+        if getattr(policy, field) is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -110,11 +127,7 @@ def evaluate(
                 "action_not_allowed",
                 f"Action '{action}' is not allowed for {policy.describe()} (allowed: {listed})",
             )
-    windows = (
-        ("max_daily_spend", DAILY_WINDOW, "the last 24 hours", "daily"),
-        ("max_monthly_spend", MONTHLY_WINDOW, "the last 30 days", "monthly"),
-    )
-    for field, window, span, name in windows:
+    for field, window, span, name in WINDOW_CHECKS:
         for policy in policies:
             limit = getattr(policy, field)
             if limit is None:

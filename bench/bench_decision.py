@@ -1,0 +1,208 @@
+"""Decision cost against the storage's limit: ``Gateway.authorize`` in-process beside the
+cheapest write transaction the same database can do.
+
+On SQLite (a file in a temporary directory) and on PostgreSQL (a fresh database, dropped
+at the end), in the same run and in alternating slices (so noise on a shared machine hits
+every side alike):
+
+- ``Gateway.authorize`` in-process, every request approved (the policies' limits are far
+  away), so each one takes the full hot path: expiry check, policies, three windows, the
+  insert, the hold and the audit event;
+- the bare commit: ``BEGIN IMMEDIATE; INSERT one row; COMMIT`` on SQLite, ``BEGIN; INSERT;
+  COMMIT`` on PostgreSQL, through the gateway's own ``Database`` (its engine, pool and
+  pragmas). The target is **authorize in-process within 3x the bare commit** (p50 ratio);
+- the same commit on the bare driver connection (stdlib ``sqlite3``, ``psycopg``) with the
+  same settings: the storage's own limit, SQLAlchemy and its pool left out. The target is
+  judged against both floors, since the engine's floor alone would hide what SQLAlchemy costs;
+- 8 threads deciding at once (in one venue, whose writes serialize on its lock by design,
+  and in a venue each) beside 8 threads of the bare commit.
+
+It also lists the SQL statements one authorize sends. Run
+``.venv/bin/python bench/bench_decision.py`` (``--quick`` for a short run,
+``--no-postgres`` without a PostgreSQL server); a full run takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert
+
+from _common import Timing, deciding, interleaved, machine, optional_postgres, venue_with_agent, verdict
+from agenitry.gateway import Database, Gateway, Principal
+
+#: The target: an in-process decision within this many bare commits (p50).
+TARGET = 3.0
+THREADS = 8
+DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg"}
+
+baseline_rows = Table(
+    "bench_baseline",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("note", String(40), nullable=False),
+)
+
+
+# -- the calls measured --------------------------------------------------------------------
+
+
+def deciding_in_own_venue(gateway: Gateway, agents: list[Principal]) -> Callable[[], None]:
+    """One approved decision, each thread in a venue of its own (drawn in turn from ``agents``,
+    so the threads of one slice, started together, never share one)."""
+    turn = itertools.cycle(agents)
+    draw = threading.Lock()
+    local = threading.local()
+
+    def decide() -> None:
+        if not hasattr(local, "decide"):
+            with draw:
+                local.decide = deciding(gateway, next(turn))
+        local.decide()
+
+    return decide
+
+
+def engine_commit(database: Database) -> Callable[[], None]:
+    """The bare write transaction of one row, through the gateway's own engine."""
+    baseline_rows.create(database.engine, checkfirst=True)
+    statement = insert(baseline_rows)  # built once, as the gateway builds its own
+
+    def commit() -> None:
+        with database.write() as conn:
+            conn.execute(statement, {"note": "floor"})
+
+    return commit
+
+
+@contextmanager
+def driver_commit(database: Database) -> Iterator[Callable[[], None]]:
+    """The same transaction on the driver's own connection, SQLAlchemy left out.
+
+    The connection comes from the gateway's pool, so it has the same settings (on SQLite
+    WAL, ``synchronous=NORMAL`` and autocommit mode; on PostgreSQL no prepared statements),
+    but it is checked out once: no pool, no pre-ping, no statement compilation."""
+    proxied = database.engine.raw_connection()
+    driver: Any = proxied.driver_connection
+    cursor = driver.cursor()
+    if database.dialect == "sqlite":
+
+        def commit() -> None:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("INSERT INTO bench_baseline (note) VALUES (?)", ("raw",))
+            cursor.execute("COMMIT")
+
+    else:
+
+        def commit() -> None:
+            # psycopg begins the transaction itself before the first statement.
+            cursor.execute("INSERT INTO bench_baseline (note) VALUES (%s)", ("raw",))
+            driver.commit()
+
+    try:
+        yield commit
+    finally:
+        cursor.close()
+        proxied.close()
+
+
+@contextmanager
+def statements(database: Database) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    seen: list[str] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def header() -> None:
+    print(f"{'store':<11}{'measured':<46}{'n':>6}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}   p50 ratio")
+    print("-" * 130)
+
+
+def row(store: str, name: str, timing: Timing, ratio: str = "") -> None:
+    line = f"{store:<11}{name:<46}{timing.n:>6}{timing.per_second:>9,.0f}{timing.ms(0.5):>9.3f}{timing.ms(0.99):>9.3f}"
+    print(f"{line}   {ratio}".rstrip(), flush=True)
+
+
+def p50_ratio(timing: Timing, floor: Timing) -> float:
+    return timing.ms(0.5) / floor.ms(0.5)
+
+
+# -- one store -------------------------------------------------------------------------------
+
+
+def bench_store(store: str, url: str, n: int) -> list[str]:
+    """Print the store's rows; return the kinds of the statements one authorize sent."""
+    database = Database(url)
+    try:
+        database.migrate()
+        gateway = Gateway(database)
+        _, agent, _ = venue_with_agent(gateway)
+        own_venues = [venue_with_agent(gateway)[1] for _ in range(THREADS)]
+        decide = deciding(gateway, agent)
+        bare = "BEGIN IMMEDIATE; INSERT; COMMIT" if store == "sqlite" else "BEGIN; INSERT; COMMIT"
+        commit = engine_commit(database)
+        decide()
+        with statements(database) as sent:
+            decide()
+        with driver_commit(database) as raw:
+            authorize, floor, driver = interleaved([decide, commit, raw], n)
+        row(store, "Gateway.authorize", authorize, verdict(p50_ratio(authorize, floor), TARGET))
+        row(store, f"{bare} (engine)", floor, "1.00x (the bare commit)")
+        share = f"{p50_ratio(driver, floor):.2f}x; authorize {verdict(p50_ratio(authorize, driver), TARGET)}"
+        row(store, f"  the same, bare {DRIVERS[store]} connection", driver, share)
+        one, each, floor = interleaved([decide, deciding_in_own_venue(gateway, own_venues), commit], n, threads=THREADS)
+        row(store, f"Gateway.authorize, {THREADS} threads, one venue", one, f"{p50_ratio(one, floor):.2f}x")
+        row(store, f"Gateway.authorize, {THREADS} threads, a venue each", each, f"{p50_ratio(each, floor):.2f}x")
+        row(store, f"{bare}, {THREADS} threads", floor, "1.00x")
+    finally:
+        database.dispose()
+    return [statement.split()[0] for statement in sent]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    n = 500 if args.quick else 3_000
+
+    print(f"Agenitry decision cost, {'quick' if args.quick else 'full'} run: {machine()}")
+    print("p50 ratio = the row's median latency / the bare commit's, measured in alternating slices\n")
+    header()
+    sent: list[tuple[str, list[str]]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="agenitry-bench-") as folder,
+        optional_postgres(not args.no_postgres) as postgres_url,
+    ):
+        stores = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
+        if postgres_url is not None:
+            stores.append(("postgresql", postgres_url))
+        for store, url in stores:
+            sent.append((store, bench_store(store, url, n)))
+    print()
+    for store, kinds in sent:
+        print(f"SQL statements per authorize on {store}: {len(kinds)} ({', '.join(kinds)}) + COMMIT")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
