@@ -109,6 +109,18 @@ KEYED_ERRORS: dict[Union[int, str], dict[str, Any]] = {
 }
 
 
+#: The errors the public verify and log routes may answer (they take no key).
+PUBLIC_ERRORS: dict[Union[int, str], dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        404: "No such venue, event or checkpoint (venue_not_found, event_not_found, ...)",
+        422: "A parameter is invalid (a tree size out of range, a NUL in the path)",
+        429: "This address made more requests than the public limit allows; retry after Retry-After seconds",
+        503: "The database is unavailable or busy; retry (storage_unavailable)",
+    }.items()
+}
+
+
 class LoggedOut(BaseModel):
     id: str
     status: Literal["logged"]

@@ -13,7 +13,7 @@ from agenitry.gateway.api import schemas
 from agenitry.gateway.api.deps import GatewayDep
 from agenitry.gateway.api.ratelimit import limit_public
 
-router = APIRouter(tags=["log"], dependencies=[Depends(limit_public)])
+router = APIRouter(tags=["log"], dependencies=[Depends(limit_public)], responses=schemas.PUBLIC_ERRORS)
 
 TreeSize = Annotated[int, Query(ge=0, le=2**62, description="A tree size (a number of entries)")]
 

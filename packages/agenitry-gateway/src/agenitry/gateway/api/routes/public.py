@@ -15,7 +15,9 @@ from agenitry.gateway.api.templating import templates
 from agenitry.gateway.errors import GatewayError
 
 router = APIRouter(tags=["public"])
-limited = APIRouter(tags=["public"], dependencies=[Depends(limit_public)])
+#: Where the other routes' error model lands in /openapi.json.
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
+limited = APIRouter(tags=["public"], dependencies=[Depends(limit_public)], responses=schemas.PUBLIC_ERRORS)
 
 
 @limited.get("/v1/verify/{venue_id}/{event_id}", response_model=schemas.VerifyOut)
@@ -30,7 +32,14 @@ def verify_json(venue_id: str, event_id: str, gateway: GatewayDep) -> dict[str, 
 @limited.get(
     "/v1/verify/{venue_id}/{event_id}/tlog-proof",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}},
+    # The proof is text; its errors are JSON like every other route's.
+    responses={
+        200: {"content": {"text/plain": {}}},
+        **{
+            status: {"description": error["description"], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for status, error in schemas.PUBLIC_ERRORS.items()
+        },
+    },
 )
 def verify_tlog_proof(venue_id: str, event_id: str, gateway: GatewayDep) -> PlainTextResponse:
     """The event's proof as a C2SP ``.tlog-proof`` file (its entry in the ``extra`` line)."""
@@ -41,7 +50,11 @@ def verify_tlog_proof(venue_id: str, event_id: str, gateway: GatewayDep) -> Plai
     )
 
 
-@limited.get("/verify/{venue_id}/{event_id}", response_class=HTMLResponse, include_in_schema=True)
+@limited.get(
+    "/verify/{venue_id}/{event_id}",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No such venue or event: a page that says so", "content": {"text/html": {}}}},
+)
 def verify_page(venue_id: str, event_id: str, request: Request, gateway: GatewayDep) -> HTMLResponse:
     """The public page of one event: what happened, whether its proof holds, and how to check it yourself."""
     try:
