@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -148,13 +149,16 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def optional_postgres(wanted: bool) -> Iterator[Optional[str]]:
-    """:func:`postgres_database` when ``wanted``, else ``None``."""
-    if not wanted:
-        yield None
-        return
-    with postgres_database() as url:
-        yield url
+def stores(with_postgres: bool) -> Iterator[tuple[Path, list[tuple[str, str]]]]:
+    """A temporary folder and the stores to measure, as ``(name, database URL)``: SQLite
+    (a file in that folder) and, when ``with_postgres``, a fresh PostgreSQL database."""
+    with tempfile.TemporaryDirectory(prefix="agenitry-bench-") as folder:
+        found = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
+        if not with_postgres:
+            yield Path(folder), found
+            return
+        with postgres_database() as url:
+            yield Path(folder), [*found, ("postgresql", url)]
 
 
 def venue_with_agent(gateway: Gateway, agent_id: str = AGENT) -> tuple[str, Principal, str]:

@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert
 
-from _common import Timing, deciding, interleaved, machine, optional_postgres, venue_with_agent, verdict
+from _common import Timing, deciding, interleaved, machine, stores, venue_with_agent, verdict
 from agenitry.gateway import Database, Gateway, Principal
 
 #: The target: an in-process decision within this many bare commits (p50).
@@ -189,14 +187,8 @@ def main() -> int:
     print("p50 ratio = the row's median latency / the bare commit's, measured in alternating slices\n")
     header()
     sent: list[tuple[str, list[str]]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="agenitry-bench-") as folder,
-        optional_postgres(not args.no_postgres) as postgres_url,
-    ):
-        stores = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
-        if postgres_url is not None:
-            stores.append(("postgresql", postgres_url))
-        for store, url in stores:
+    with stores(not args.no_postgres) as (_, measured):
+        for store, url in measured:
             sent.append((store, bench_store(store, url, n)))
     print()
     for store, kinds in sent:

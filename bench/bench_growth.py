@@ -34,12 +34,10 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, select
@@ -51,7 +49,7 @@ from _common import (
     interleaved,
     machine,
     measure,
-    optional_postgres,
+    stores,
     venue_with_agent,
     verdict,
 )
@@ -227,14 +225,8 @@ def main() -> int:
     print("p50 ratio = the row's median latency / the empty venue's\n")
     print(f"{'store':<11}{'history':<38}{'loaded in':>18}{'n':>6}{'per s':>8}{'p50 ms':>9}{'p99 ms':>9}   p50 ratio")
     print("-" * 140)
-    with (
-        tempfile.TemporaryDirectory(prefix="agenitry-bench-") as folder,
-        optional_postgres(not args.no_postgres) as postgres_url,
-    ):
-        stores = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
-        if postgres_url is not None:
-            stores.append(("postgresql", postgres_url))
-        for store, url in stores:
+    with stores(not args.no_postgres) as (_, measured):
+        for store, url in measured:
             bench_store(store, url, sizes, n)
     return 0
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -45,9 +44,9 @@ from _common import (
     free_port,
     in_turns,
     machine,
-    optional_postgres,
     running,
     serve,
+    stores,
     venue_with_agent,
     verdict,
 )
@@ -139,16 +138,9 @@ def main() -> int:
     )
     print("-" * 91)
     at_target: dict[str, float] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="agenitry-bench-") as folder,
-        optional_postgres(not args.no_postgres) as postgres_url,
-        ExitStack() as servers,
-    ):
-        stores = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
-        if postgres_url is not None:
-            stores.append(("postgresql", postgres_url))
-        gateways = [servers.enter_context(gateway_server(store, url, Path(folder))) for store, url in stores]
-        noop_route = servers.enter_context(noop_server(Path(folder)))
+    with stores(not args.no_postgres) as (folder, measured), ExitStack() as servers:
+        gateways = [servers.enter_context(gateway_server(store, url, folder)) for store, url in measured]
+        noop_route = servers.enter_context(noop_server(folder))
         for clients in CLIENTS:
             runs = [partial(server.measure, clients, seconds, warmup) for server in [*gateways, noop_route]]
             *timings, floor = in_turns(runs, rounds)

@@ -21,13 +21,12 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from _common import machine, optional_postgres
+from _common import machine, stores
 from agenitry import leaf_hash
 from agenitry._ed25519 import verify_pure
 from agenitry._merkle import verify_consistency, verify_inclusion
@@ -41,10 +40,8 @@ EVENT = {"agent_id": "voice-agent", "action": "order_captured", "amount": 12.5}
 
 @contextmanager
 def databases(postgres: bool) -> Iterator[list[tuple[str, Database]]]:
-    with tempfile.TemporaryDirectory() as folder, optional_postgres(postgres) as url:
-        found = [("SQLite", Database(f"sqlite:///{folder}/bench.db"))]
-        if url is not None:
-            found.append(("PostgreSQL", Database(url)))
+    with stores(postgres) as (_, urls):
+        found = [({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[name], Database(url)) for name, url in urls]
         for _, database in found:
             database.migrate()
         try:

@@ -92,10 +92,16 @@ class ErrorOut(BaseModel):
     code: str = Field(..., description="A stable machine-readable code")
 
 
+def _errors(descriptions: dict[int, str]) -> dict[Union[int, str], dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each answered as an :class:`ErrorOut`."""
+    return {status: {"model": ErrorOut, "description": description} for status, description in descriptions.items()}
+
+
+_UNAVAILABLE = "The database is unavailable or busy; retry (storage_unavailable)"
+
 #: The errors any keyed route may answer, documented so that clients (and fuzzers) know them.
-KEYED_ERRORS: dict[Union[int, str], dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
-    for status, description in {
+KEYED_ERRORS = _errors(
+    {
         400: "The body is not JSON (invalid_json)",
         401: "Missing, unknown or revoked key (invalid_api_key)",
         403: "The key's role or agent may not do this",
@@ -104,21 +110,19 @@ KEYED_ERRORS: dict[Union[int, str], dict[str, Any]] = {
         413: "The body is larger than the gateway takes (payload_too_large)",
         422: "A field or parameter is invalid; ``details`` lists each problem",
         429: "The key made more requests than its rate limit allows; retry after Retry-After seconds (rate_limited)",
-        503: "The database is unavailable or busy; retry (storage_unavailable)",
-    }.items()
-}
-
+        503: _UNAVAILABLE,
+    }
+)
 
 #: The errors the public verify and log routes may answer (they take no key).
-PUBLIC_ERRORS: dict[Union[int, str], dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
-    for status, description in {
+PUBLIC_ERRORS = _errors(
+    {
         404: "No such venue, event or checkpoint (venue_not_found, event_not_found, ...)",
         422: "A parameter is invalid (a tree size out of range, a NUL in the path)",
         429: "This address made more requests than the public limit allows; retry after Retry-After seconds",
-        503: "The database is unavailable or busy; retry (storage_unavailable)",
-    }.items()
-}
+        503: _UNAVAILABLE,
+    }
+)
 
 
 class LoggedOut(BaseModel):
