@@ -366,8 +366,24 @@ def test_processes_on_postgresql_never_overspend(
 # -- the checker finds what it looks for ------------------------------------------------
 
 
-def test_the_checker_finds_stray_holds_and_overspend(database: Database, clock: ManualClock) -> None:
+@pytest.fixture
+def scratch(store: str, tmp_path: Path) -> Iterator[Database]:
+    """A database of the store under test for this test alone: the corruption below must not
+    meet the venues, or the sweeps, of the tests that share the session's database."""
+    url = f"sqlite:///{tmp_path / 'scratch.db'}" if store == "sqlite" else create_postgres_database()
+    database = Database(url)
+    try:
+        database.migrate()
+        yield database
+    finally:
+        database.dispose()
+        if store == "postgresql":
+            drop_postgres_database(url)
+
+
+def test_the_checker_finds_stray_holds_and_overspend(scratch: Database, clock: ManualClock) -> None:
     """A checker that never fails proves nothing: corrupt a correct ledger three ways."""
+    database = scratch
     gateway = Gateway(database, clock=clock)
     venue = make_venue(gateway)
     venue.policy(max_daily_spend=100)
