@@ -34,6 +34,13 @@ POLICIES = (
     {"agent_id": AGENT, "max_single_amount": 10_000, "max_daily_spend": 10**9},
 )
 REQUEST = {"agent_id": AGENT, "action": "purchase_order", "amount": 12.34}
+#: What every answer to :data:`REQUEST` holds, checked by the load generator.
+APPROVED = '"approved":true'
+
+
+def keyed_request(secret: str) -> dict[str, Any]:
+    """:data:`REQUEST` with the key that sends it, as the load generator takes one."""
+    return {"body": REQUEST, "headers": {"Authorization": f"Bearer {secret}"}}
 
 
 # -- timing -----------------------------------------------------------------------------

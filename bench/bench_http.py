@@ -39,10 +39,12 @@ from pydantic import BaseModel
 
 import _loadgen
 from _common import (
+    APPROVED,
     REQUEST,
     Timing,
     free_port,
     in_turns,
+    keyed_request,
     machine,
     running,
     serve,
@@ -55,7 +57,6 @@ from agenitry.gateway import Database, Gateway
 CLIENTS = (1, 8, 32, 128)
 #: The target: at this many clients, the gateway's median within this many times the no-op's.
 TARGET_CLIENTS, TARGET_RATIO = 32, 2.0
-APPROVED = '"approved":true'
 
 noop = FastAPI()
 
@@ -96,9 +97,8 @@ def gateway_server(store: str, url: str, folder: Path) -> Iterator[Server]:
     database.migrate()
     _, _, secret = venue_with_agent(Gateway(database))
     database.dispose()
-    keyed = {"body": REQUEST, "headers": {"Authorization": f"Bearer {secret}"}}
     with serve(url, folder / f"serve-{store}.log") as base:
-        yield Server(store, base, "/v1/authorize", [keyed])
+        yield Server(store, base, "/v1/authorize", [keyed_request(secret)])
 
 
 @contextmanager

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import _loadgen
-from _common import REQUEST, Timing, in_turns, machine, postgres_database, serve, venue_with_agent
+from _common import APPROVED, Timing, in_turns, keyed_request, machine, postgres_database, serve, venue_with_agent
 from agenitry.gateway import Database, Gateway
 
 PROCESSES = (1, 2, 4)
-APPROVED = '"approved":true'
 
 
 @dataclass
@@ -53,17 +52,13 @@ class Scenario:
     bodies: list[dict[str, Any]]
 
 
-def keyed(secret: str) -> dict[str, Any]:
-    return {"body": REQUEST, "headers": {"Authorization": f"Bearer {secret}"}}
-
-
 def scenarios(url: str, clients: int) -> list[Scenario]:
     """The venues, agents and keys of both scenarios, made in-process before any server starts."""
     database = Database(url)
     database.migrate()
     gateway = Gateway(database)
-    many = [keyed(venue_with_agent(gateway)[2]) for _ in range(clients)]
-    hot = [keyed(venue_with_agent(gateway)[2])]
+    many = [keyed_request(venue_with_agent(gateway)[2]) for _ in range(clients)]
+    hot = [keyed_request(venue_with_agent(gateway)[2])]
     database.dispose()
     return [
         Scenario(f"many agents ({clients}, one venue each)", many),
