@@ -231,10 +231,12 @@ def running(command: list[str], port: int, log: Path, env: Optional[dict[str, st
 
 @contextmanager
 def serve(database_url: str, log: Path, *extra: str) -> Iterator[str]:
-    """``agenitry serve`` on a free port (no sweep, per-key rate limit off); yields its base URL."""
+    """``agenitry serve`` on a free port (no sweep, no rate limit or event quota); yields its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database_url, "--port", str(port)]
     command += ["--log-level", "warning", "--sweep-interval", "0", *extra]
-    env = {**os.environ, "AGENITRY_KEY_RATE_LIMIT": "0"}
+    # A benchmark measures the decision, not the limits that protect a shared gateway from one caller.
+    limits_off = {"AGENITRY_KEY_RATE_LIMIT": "0", "AGENITRY_AGENT_EVENT_QUOTA": "0", "AGENITRY_AGENT_BYTE_QUOTA": "0"}
+    env = {**os.environ, **limits_off}
     with running(command, port, log, env):
         yield f"http://127.0.0.1:{port}"

@@ -116,12 +116,38 @@ def serve(
         Optional[str],
         typer.Option(envvar="AGENITRY_LOG_ORIGIN", help="Start of each venue's log origin [<public host>/agenitry]"),
     ] = None,
+    agent_event_quota: Annotated[
+        Optional[int],
+        typer.Option(envvar="AGENITRY_AGENT_EVENT_QUOTA", help="Events each agent may log per window, 0: any [10000]"),
+    ] = None,
+    agent_byte_quota: Annotated[
+        Optional[int],
+        typer.Option(envvar="AGENITRY_AGENT_BYTE_QUOTA", help="Bytes of events per agent per window [10485760]"),
+    ] = None,
+    agent_quota_window: Annotated[
+        Optional[float], typer.Option(envvar="AGENITRY_AGENT_QUOTA_WINDOW", help="The quota window in seconds [3600]")
+    ] = None,
+    header_timeout: Annotated[
+        Optional[float],
+        typer.Option(envvar="AGENITRY_HEADER_TIMEOUT", help="Seconds a client has to send a request head [10]"),
+    ] = None,
+    keep_alive_timeout: Annotated[
+        Optional[float],
+        typer.Option(envvar="AGENITRY_KEEP_ALIVE_TIMEOUT", help="Seconds an idle connection stays open [5]"),
+    ] = None,
+    max_connections: Annotated[
+        Optional[int],
+        typer.Option(envvar="AGENITRY_MAX_CONNECTIONS", help="Connections at once; more answer 503 [1000]"),
+    ] = None,
+    api_docs: Annotated[
+        Optional[bool],
+        typer.Option("--docs/--no-docs", envvar="AGENITRY_API_DOCS", help="Serve /docs, the API's operations"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
 ) -> None:
     """Run the gateway's HTTP API (migrating the database first)."""
-    import uvicorn
-
-    from agenitry.gateway.api.app import create_app
+    from agenitry.gateway import server
+    from agenitry.gateway.api.app import app_from_settings
 
     settings = _settings(
         db,
@@ -135,6 +161,13 @@ def serve(
         checkpoint_every=checkpoint_every,
         checkpoint_interval=checkpoint_interval,
         log_origin=log_origin,
+        agent_event_quota=agent_event_quota,
+        agent_byte_quota=agent_byte_quota,
+        agent_quota_window=agent_quota_window,
+        header_timeout=header_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        max_connections=max_connections,
+        api_docs=api_docs,
     )
     try:
         gateway = settings.gateway()
@@ -144,20 +177,7 @@ def serve(
     gateway.migrate()
     typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port} ({gateway.db.dialect})")
     try:
-        uvicorn.run(
-            create_app(
-                gateway,
-                max_body_bytes=settings.max_body_bytes,
-                sweep_interval=settings.sweep_interval,
-                public_rate_limit=settings.public_rate_limit,
-                public_rate_burst=settings.public_rate_burst,
-                key_rate_limit=settings.key_rate_limit,
-                key_rate_burst=settings.key_rate_burst,
-            ),
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-        )
+        server.run(app_from_settings(gateway, settings), settings, log_level=log_level)
     finally:
         gateway.db.dispose()
 

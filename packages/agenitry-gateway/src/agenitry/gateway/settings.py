@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-from agenitry._tlog import LogFormatError, check_key_name
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.service.signing import SigningKey
 from agenitry.gateway.store.database import Database, default_sqlite_url
+from agenitry.transparency import LogFormatError, check_key_name
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,20 @@ class Settings:
     key_rate_limit: float = 50.0
     #: ...and how many it may make at once.
     key_rate_burst: int = 200
+    #: Events each agent may log per quota window (0: no quota)...
+    agent_event_quota: int = 10_000
+    #: ...bytes of events it may log per window (0: no quota)...
+    agent_byte_quota: int = 10_485_760
+    #: ...and the window, in seconds.
+    agent_quota_window: float = 3600.0
+    #: Seconds a client has to send a whole request head, from its connection or its first byte.
+    header_timeout: float = 10.0
+    #: Seconds an idle connection is kept open after an answer.
+    keep_alive_timeout: float = 5.0
+    #: Connections (and requests in progress) at once; past that, requests answer 503.
+    max_connections: int = 1000
+    #: Serve /docs, a page listing the API's operations (/openapi.json is always served).
+    api_docs: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,12 +75,22 @@ class Settings:
             problems.append("sweep_interval must not be negative")
         if not 0 < self.busy_timeout <= 3600:
             problems.append("busy_timeout must be more than 0 and at most 3600 seconds")
-        for name in ("checkpoint_every", "checkpoint_interval", "public_rate_limit", "key_rate_limit"):
+        for name in (
+            "checkpoint_every",
+            "checkpoint_interval",
+            "public_rate_limit",
+            "key_rate_limit",
+            "agent_event_quota",
+            "agent_byte_quota",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
-        for name in ("public_rate_burst", "key_rate_burst"):
+        for name in ("public_rate_burst", "key_rate_burst", "max_connections"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        for name in ("agent_quota_window", "header_timeout", "keep_alive_timeout"):
+            if not 0 < getattr(self, name) <= 86_400:
+                problems.append(f"{name} must be more than 0 and at most 86400 seconds")
         if self.log_origin:
             try:
                 check_key_name(self.log_origin)
@@ -100,10 +125,21 @@ class Settings:
         for item in fields(cls):
             raw = os.environ.get(f"AGENITRY_{item.name.upper()}")
             if raw is not None:
-                kind = {"int": int, "float": float}.get(str(item.type), str)
+                kind: Callable[[str], object] = _PARSERS.get(str(item.type), str)
                 try:
                     values[item.name] = kind(raw)
                 except ValueError:
                     raise ValueError(f"AGENITRY_{item.name.upper()}={raw!r} is not a valid {item.type}") from None
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _flag(raw: str) -> bool:
+    """An environment variable's yes or no."""
+    value = raw.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(raw)
+    return value in ("1", "true", "yes", "on")
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {"int": int, "float": float, "bool": _flag}

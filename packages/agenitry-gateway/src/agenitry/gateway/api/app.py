@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from agenitry import __version__
-from agenitry.gateway.api import deps, errors, ratelimit
+from agenitry.gateway.api import deps, errors, quota, ratelimit
+from agenitry.gateway.api.headers import SecurityHeaders
 from agenitry.gateway.api.limits import BodyLimit
-from agenitry.gateway.api.routes import authorizations, events, keys, log, policies, public
+from agenitry.gateway.api.routes import authorizations, docs, events, keys, log, policies, public
+from agenitry.gateway.api.templating import STATIC_DIRECTORY
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.settings import Settings
 
@@ -28,6 +31,10 @@ def create_app(
     public_rate_burst: int = 60,
     key_rate_limit: float = 50.0,
     key_rate_burst: int = 200,
+    agent_event_quota: int = 10_000,
+    agent_byte_quota: int = 10_485_760,
+    agent_quota_window: float = 3600.0,
+    api_docs: bool = False,
 ) -> FastAPI:
     """The gateway's ASGI application.
 
@@ -36,7 +43,11 @@ def create_app(
     runs. The public verify and log routes take ``public_rate_limit`` requests a second
     per client address, ``public_rate_burst`` at once; every keyed route takes
     ``key_rate_limit`` requests a second per API key, ``key_rate_burst`` at once (a rate
-    of 0 turns a limit off).
+    of 0 turns a limit off). A request that logs events costs its key more by its size, and
+    each agent may log ``agent_event_quota`` events and ``agent_byte_quota`` bytes per
+    ``agent_quota_window`` seconds (0 turns that part off); see :mod:`.quota`. With
+    ``api_docs``, ``/docs`` lists the API's operations. Every answer carries the security
+    headers of :mod:`.headers`.
 
     >>> app = create_app(Gateway(Database("sqlite:///agenitry.db")))  # doctest: +SKIP
     """
@@ -55,7 +66,8 @@ def create_app(
         title="Agenitry gateway",
         version=__version__,
         summary="Spend authority and a verifiable audit trail for AI agents (wire protocol v1).",
-        docs_url="/docs",
+        # Swagger UI would load a CDN's script on our origin; routes/docs.py replaces it.
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(deps.storable_parameters)],
         lifespan=lifespan,
@@ -63,9 +75,14 @@ def create_app(
     app.state.gateway = gateway
     errors.install(app)
     ratelimit.install(app, public=(public_rate_limit, public_rate_burst), keys=(key_rate_limit, key_rate_burst))
+    quota.install(app, events=agent_event_quota, size=agent_byte_quota, window=agent_quota_window)
     for module in (events, authorizations, policies, keys, public, log):
         app.include_router(module.router)
+    if api_docs:
+        app.include_router(docs.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: every answer gets the headers
     return app
 
 
@@ -83,6 +100,11 @@ def app_from_env() -> FastAPI:
     settings = Settings.from_env()
     gateway = settings.gateway()
     gateway.migrate()
+    return app_from_settings(gateway, settings)
+
+
+def app_from_settings(gateway: Gateway, settings: Settings) -> FastAPI:
+    """The application of ``gateway`` with the HTTP settings of ``settings``."""
     return create_app(
         gateway,
         max_body_bytes=settings.max_body_bytes,
@@ -91,4 +113,8 @@ def app_from_env() -> FastAPI:
         public_rate_burst=settings.public_rate_burst,
         key_rate_limit=settings.key_rate_limit,
         key_rate_burst=settings.key_rate_burst,
+        agent_event_quota=settings.agent_event_quota,
+        agent_byte_quota=settings.agent_byte_quota,
+        agent_quota_window=settings.agent_quota_window,
+        api_docs=settings.api_docs,
     )

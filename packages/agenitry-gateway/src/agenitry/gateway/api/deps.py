@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Optional
 
-from fastapi import Depends, Header, Request
+from fastapi import Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
+from agenitry.gateway.api import schemas
 from agenitry.gateway.api.ratelimit import limit_key
 from agenitry.gateway.errors import Unauthenticated, Unprocessable
 from agenitry.gateway.service.access import Principal
@@ -23,21 +27,49 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def current_key(
-    request: Request,
-    gateway: GatewayDep,
-    authorization: Annotated[Optional[str], Header(description="Bearer ag_...")] = None,
-) -> Principal:
-    """The caller's key, once it has a token left in its rate limit."""
+def _authenticate(request: Request, authorization: Optional[str]) -> Principal:
+    """The key presented as ``Bearer ag_...``, once it has a token left in its rate limit."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthenticated()
+    gateway: Gateway = request.app.state.gateway
     principal = gateway.authenticate(secret.strip())
     limit_key(request, principal.key_id)
     return principal
 
 
+async def current_key(
+    request: Request, authorization: Annotated[Optional[str], Header(description="Bearer ag_...")] = None
+) -> Principal:
+    """The caller's key: checked by :class:`KeyedRoute` before the body was read, else here."""
+    checked = getattr(request.state, "principal", None)
+    if isinstance(checked, Principal):
+        return checked
+    return await run_in_threadpool(_authenticate, request, authorization)
+
+
 CurrentKey = Annotated[Principal, Depends(current_key)]
+
+
+class KeyedRoute(APIRoute):
+    """A route that needs a key, checked before the body is read: a caller without a valid
+    key (or out of its rate limit) cannot make the gateway receive and parse a body.
+
+    FastAPI reads and parses the body before it resolves any dependency, so the check runs
+    here, ahead of FastAPI's own handler. An override of :func:`current_key` (the embedded
+    client's operator) replaces the check, as it replaces the dependency.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def keyed(request: Request) -> Response:
+            if current_key not in request.app.dependency_overrides:
+                authorization = request.headers.get("authorization")
+                request.state.principal = await run_in_threadpool(_authenticate, request, authorization)
+            return await handle(request)
+
+        return keyed
 
 
 async def storable_parameters(request: Request) -> None:
@@ -45,6 +77,12 @@ async def storable_parameters(request: Request) -> None:
     for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
         if "\x00" in value:
             raise Unprocessable(f"{name} must not contain NUL characters", code="invalid_field")
+
+
+def no_fields(
+    _body: Annotated[Optional[schemas.NoFieldsIn], Body(description="No fields: any field sent is refused")] = None,
+) -> None:
+    """Dependency of a write that takes no body fields (a DELETE): any field sent is unknown."""
 
 
 IdempotencyHeader = Annotated[

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from agenitry.gateway.api.schemas import UNKNOWN_FIELD
 from agenitry.gateway.errors import GatewayError
 
 logger = logging.getLogger("agenitry.gateway")
@@ -44,22 +45,32 @@ async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
     problems = exc.errors()
-    # Pydantic says "Value error, must be ..."; the prefix tells a person nothing.
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return error_response(400, "The request body is not valid JSON", "invalid_json")
-    details = [
-        {
-            "field": _location(tuple(problem.get("loc", ()))),
-            "message": str(problem.get("msg", "")).removeprefix("Value error, "),
-            "type": problem.get("type"),
-        }
-        for problem in problems
-    ]
-    first = details[0] if details else {"field": "body", "message": "invalid"}
-    message = f"{first['field']}: {first['message']}"
+    details = [detail for problem in problems for detail in _details(problem)]
+    # An unknown field comes first: it is likely a typo, and the other problems its consequence.
+    details.sort(key=lambda detail: detail["type"] != UNKNOWN_FIELD)
+    first = details[0] if details else {"field": "body", "message": "invalid", "type": None}
+    if first["type"] == UNKNOWN_FIELD:
+        message, code = str(first["message"]), UNKNOWN_FIELD
+    else:
+        message, code = f"{first['field']}: {first['message']}", "validation_error"
     if len(details) > 1:
         message += f" (and {len(details) - 1} more)"
-    return error_response(422, message, "validation_error", details=details)
+    return error_response(422, message, code, details=details)
+
+
+def _details(problem: Any) -> list[dict[str, Any]]:
+    """The entries of ``details`` for one problem pydantic found: one per unknown field."""
+    where = _location(tuple(problem.get("loc", ())))
+    if problem.get("type") == UNKNOWN_FIELD:
+        return [
+            {"field": name if where == "body" else f"{where}.{name}", "message": sentence, "type": UNKNOWN_FIELD}
+            for name, sentence in problem["ctx"]["unknown"]
+        ]
+    # Pydantic says "Value error, must be ..."; the prefix tells a person nothing.
+    message = str(problem.get("msg", "")).removeprefix("Value error, ")
+    return [{"field": where, "message": message, "type": problem.get("type")}]
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -72,7 +83,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         # Python's parser gives up on ~1,000 levels of nesting and on integers of over 4,300 digits.
         message = "The request body could not be parsed as JSON (nested too deeply, or a number too long?)"
         code = "invalid_json"
-    return error_response(exc.status_code, message, code)
+    response = error_response(exc.status_code, message, code)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

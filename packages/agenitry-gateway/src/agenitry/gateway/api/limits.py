@@ -1,18 +1,21 @@
-"""A limit on request bodies, enforced before anything is parsed."""
+"""A limit on request bodies, enforced while they are read, before anything is parsed."""
 
 from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while reading.
+    """Refuse bodies over ``max_bytes`` with 413: at once by Content-Length, or as soon as
+    a body streamed without one passes the limit.
 
-    The body is read here, at most ``max_bytes`` of it, and handed on whole: the
-    application then parses it once, and a client that streams without a length can
-    make us hold no more than the limit.
+    The body is not read here but counted as the application reads it. So a route can
+    refuse a request before its body arrives at all (a keyed route checks the key first,
+    see :class:`agenitry.gateway.api.deps.KeyedRoute`), and a client that streams without
+    a length can make us hold no more than the limit.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -29,28 +32,25 @@ class BodyLimit:
                 if declared < 0 or declared > self.max_bytes:
                     await self._refuse(send)
                     return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
             message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Rendered by the app's error handlers, as the route reading the body raises it.
+                    raise HTTPException(413, self._too_large(), headers={"Connection": "close"})
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes"
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": f"The request body is larger than {self.max_bytes} bytes", "code": "payload_too_large"}
-        ).encode()
+        body = json.dumps({"error": self._too_large(), "code": "payload_too_large"}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -63,14 +63,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay

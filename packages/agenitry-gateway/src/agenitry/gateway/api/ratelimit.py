@@ -2,9 +2,11 @@
 (every keyed route), so that one runaway agent cannot starve the others.
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens a second; a request
-takes one, and one that finds none answers 429 with ``Retry-After``. Buckets live in this
-process's memory, so each gateway instance limits on its own. At most ``max_clients``
-buckets are kept: the least recently seen go first, which only forgets a client's debt.
+takes one, and one that finds too few answers 429 with ``Retry-After``. A request that logs
+events costs more, by its size (:func:`charge_key`); one that costs more than the bucket
+can ever hold answers 413, since waiting would never help. Buckets live in this process's
+memory, so each gateway instance limits on its own. At most ``max_clients`` buckets are
+kept: the least recently seen go first, which only forgets a client's debt.
 """
 
 from __future__ import annotations
@@ -13,23 +15,27 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from agenitry.gateway.errors import GatewayError
+from agenitry.gateway.errors import GatewayError, PayloadTooLarge
 
 
 class RateLimited(GatewayError):
+    """429 with ``Retry-After``: the whole seconds until the request would be served."""
+
     status = 429
     code = "rate_limited"
 
     def __init__(self, retry_after: float, source: str = "this client") -> None:
         self.retry_after = max(1, math.ceil(retry_after))
-        message = f"Too many requests from {source}: retry in {self.retry_after} s"
-        super().__init__(message, retry_after=self.retry_after)
+        super().__init__(self.sentence(source), retry_after=self.retry_after)
+
+    def sentence(self, source: str) -> str:
+        return f"Too many requests from {source}: retry in {self.retry_after} s"
 
 
 class TokenBuckets:
@@ -53,20 +59,32 @@ class TokenBuckets:
         self._lock = threading.Lock()
 
     def take(self, key: str, cost: float = 1.0) -> float:
-        """Take ``cost`` tokens: 0.0 when granted, else the seconds until they would be."""
+        """Take ``cost`` tokens: 0.0 when granted, else the seconds until they would be
+        (``math.inf`` when ``cost`` is more than the bucket holds)."""
+        return self.take_all({key: cost})
+
+    def take_all(self, costs: Mapping[str, float]) -> float:
+        """Take each key's cost from its bucket, all or none: 0.0 when granted, else the
+        seconds until every one would be (``math.inf`` if never)."""
         with self._lock:
             now = self.clock()
-            tokens, at = self._buckets.pop(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-            wait = 0.0
-            if tokens >= cost:
-                tokens -= cost
-            else:
-                wait = (cost - tokens) / self.rate
-            self._buckets[key] = (tokens, now)
+            tokens = {key: self._tokens(key, now) for key in costs}
+            wait = max((self._wait(tokens[key], cost) for key, cost in costs.items()), default=0.0)
+            for key, cost in costs.items():
+                self._buckets.pop(key, None)
+                self._buckets[key] = (tokens[key] - cost if wait == 0 else tokens[key], now)
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
             return wait
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - at) * self.rate)
+
+    def _wait(self, tokens: float, cost: float) -> float:
+        if cost > self.burst:
+            return math.inf
+        return max(0.0, (cost - tokens) / self.rate)
 
     def check(self, key: str, source: str = "this client") -> None:
         """Take one token or raise :class:`RateLimited` (naming ``source`` to the caller)."""
@@ -92,6 +110,24 @@ def limit_key(request: Request, key_id: str) -> None:
     buckets: Optional[TokenBuckets] = getattr(request.app.state, "key_limit", None)
     if buckets is not None:
         buckets.check(key_id, "this API key")
+
+
+def charge_key(request: Request, key_id: str, cost: float) -> None:
+    """Charge a keyed request that costs ``cost`` tokens in all: the rest of it, beyond
+    the token :func:`limit_key` took. Refused with 413 when the key's bucket can never
+    hold that much, else with 429 while it does not yet."""
+    buckets: Optional[TokenBuckets] = getattr(request.app.state, "key_limit", None)
+    if buckets is None or cost <= 1:
+        return
+    if cost > buckets.burst:
+        raise PayloadTooLarge(
+            f"This request costs {math.ceil(cost)} tokens of this API key's rate limit, more than the "
+            f"{buckets.burst} it can ever hold: send fewer or smaller events at a time",
+            code="batch_too_large",
+        )
+    wait = buckets.take(key_id, cost - 1)
+    if wait > 0:
+        raise RateLimited(wait, "this API key")
 
 
 async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:

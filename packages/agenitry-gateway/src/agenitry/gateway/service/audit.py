@@ -16,9 +16,6 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, select
 
-from agenitry._canonical import canonical_json
-from agenitry._tlog import TlogProof, TrustedKey, b64encode
-from agenitry._verify import Finding, LogReport, VerificationResult, verify_event, verify_log
 from agenitry.gateway._clock import Clock, iso
 from agenitry.gateway.errors import NotFound
 from agenitry.gateway.service import checkpoints, log
@@ -27,6 +24,17 @@ from agenitry.gateway.service.events import entry
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.store.database import Database
 from agenitry.gateway.store.schema import events, venues
+from agenitry.transparency import (
+    Finding,
+    LogReport,
+    TlogProof,
+    TrustedKey,
+    VerificationResult,
+    b64encode,
+    canonical_json,
+    verify_event,
+    verify_log,
+)
 
 EXPORT_FORMAT = "agenitry-log-export/v1"
 #: Context keys never shown on public pages (matched anywhere in a key, any case, at any depth).

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, select, type_coerce, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,6 +47,8 @@ class NewEvent:
     context: Optional[dict[str, Any]] = None
     reason: Optional[str] = None
     authorization_id: Optional[str] = None
+    #: The salt of the context digest; a fresh one when not given.
+    context_salt: Optional[str] = None
 
     def same_as(self, row: Any) -> bool:
         """True when a stored event says exactly what this one says (a re-send)."""
@@ -61,7 +63,13 @@ class NewEvent:
         )
 
 
+def new_salt() -> str:
+    """Random bytes (hex) for a context digest, so that a small context cannot be guessed from it."""
+    return secrets.token_hex(16)
+
+
 def context_digest(context: Optional[dict[str, Any]], salt: Optional[str]) -> Optional[str]:
+    """SHA-256 of the salt and the canonical context, hex (None without a context)."""
     if context is None or salt is None:
         return None
     return hashlib.sha256(bytes.fromhex(salt) + canonical_json(context)).hexdigest()
@@ -109,7 +117,7 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
             "currency": new.currency if new.amount is not None else None,
             "direction": new.direction,
             "context": new.context,
-            "context_salt": secrets.token_hex(16) if new.context is not None else None,
+            "context_salt": (new.context_salt or new_salt()) if new.context is not None else None,
             "reason": new.reason,
             "authorization_id": new.authorization_id,
             "actor": new.actor,
@@ -135,36 +143,39 @@ def context_filter(conn: Connection, wanted: dict[str, Any]) -> ColumnElement[bo
     if conn.dialect.name == "postgresql":
         # The column is JSONB there; saying so gives SQLAlchemy the @> operator it lacks on JSON.
         return type_coerce(events.c.context, JSONB()).contains(wanted)
-    return and_(*_sqlite_containment(wanted, "$"))
-
-
-def _sqlite_containment(wanted: Any, path: str) -> list[ColumnElement[bool]]:
-    # SQLite has no containment operator: an object is matched key by key along JSON
-    # paths, an array element by element through json_each, a scalar by type and value.
     context = events.c.context
+    return and_(*_sqlite_containment(wanted, context, func.json_type(context)))
+
+
+def _sqlite_containment(wanted: Any, value: Any, json_type: Any) -> list[ColumnElement[bool]]:
+    # SQLite has no containment operator: an object is matched key by key, an array
+    # element by element, a scalar by type and value. Keys are compared as values, taken
+    # from json_each, never written into a JSON path: SQLite's paths cannot quote every
+    # key (one with a '"' in it), and compare a key as the stored text has it escaped.
+    # json_each reads a value only of the type wanted: a text is no JSON to parse.
     if isinstance(wanted, dict):
-        clauses: list[ColumnElement[bool]] = [func.json_type(context, path) == "object"]
-        for key, value in wanted.items():
-            quoted = key.replace("\\", "\\\\").replace('"', '\\"')
-            clauses.extend(_sqlite_containment(value, f'{path}."{quoted}"'))
+        clauses: list[ColumnElement[bool]] = [json_type == "object"]
+        for key, item in wanted.items():
+            member = func.json_each(case((json_type == "object", value))).table_valued("key", "value", "type")
+            match = and_(member.c.key == key, *_sqlite_containment(item, member.c.value, member.c.type))
+            clauses.append(exists(select(1).select_from(member).where(match)))
         return clauses
     if isinstance(wanted, list):
-        clauses = [func.json_type(context, path) == "array"]
+        clauses = [json_type == "array"]
         for item in wanted:
             if isinstance(item, (dict, list)):
                 raise Unprocessable(
                     "On SQLite a context filter can match arrays of plain values only",
                     code="invalid_context_filter",
                 )
-            each = func.json_each(context, path).table_valued("value", "type")
-            match = and_(each.c.type.in_(_json_types(item)), each.c.value == _sqlite_scalar(item))
-            clauses.append(exists(select(1).select_from(each).where(match)))
+            element = func.json_each(case((json_type == "array", value))).table_valued("value", "type")
+            match = and_(element.c.type.in_(_json_types(item)), element.c.value == _sqlite_scalar(item))
+            clauses.append(exists(select(1).select_from(element).where(match)))
         return clauses
-    types = _json_types(wanted)
-    clause = func.json_type(context, path).in_(types)
+    clause = json_type.in_(_json_types(wanted))
     if wanted is None or isinstance(wanted, bool):
         return [clause]
-    return [and_(clause, func.json_extract(context, path) == _sqlite_scalar(wanted))]
+    return [and_(clause, value == _sqlite_scalar(wanted))]
 
 
 def _sqlite_scalar(value: Any) -> Any:

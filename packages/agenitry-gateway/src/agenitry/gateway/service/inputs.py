@@ -9,15 +9,19 @@ import re
 from decimal import Decimal
 from typing import Any, Optional
 
-from agenitry import ACTION_PATTERN, canonical_json
-from agenitry._types import DIRECTIONS
+from agenitry import (
+    ACTION_PATTERN,
+    DIRECTIONS,
+    RESERVED_ACTION_PREFIXES,
+    RESERVED_ACTIONS,
+    canonical_json,
+    is_reserved_action,
+)
 from agenitry.gateway._money import MoneyError, check_currency, to_minor
 from agenitry.gateway.errors import Unprocessable
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 VENUE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-#: Actions the gateway writes itself; a caller cannot log them.
-RESERVED_PREFIXES = ("authorization.", "policy.", "key.")
 MAX_CONTEXT_BYTES = 16 * 1024
 MAX_CONTEXT_DEPTH = 16
 MAX_TEXT = 2_000
@@ -43,10 +47,12 @@ def action(value: Any, *, field: str = "action") -> str:
 
 
 def caller_action(value: Any) -> str:
+    """An action a caller may log or authorize: not one the gateway writes itself."""
     name = action(value)
-    if name.startswith(RESERVED_PREFIXES):
+    if is_reserved_action(name):
         raise Unprocessable(
-            f"Actions starting with {', '.join(RESERVED_PREFIXES)} are written by the gateway itself",
+            f"The action '{name}' is written by the gateway itself (reserved: {', '.join(RESERVED_ACTIONS)}"
+            f" and any name starting with {', '.join(RESERVED_ACTION_PREFIXES)}); choose another name",
             code="reserved_action",
         )
     return name
@@ -129,6 +135,22 @@ def context(value: Any) -> Optional[dict[str, Any]]:
         raise Unprocessable(f"context is {size} bytes; at most {MAX_CONTEXT_BYTES} are kept", code="invalid_context")
     normalized: dict[str, Any] = _as_stored(value)
     return normalized
+
+
+def merged_context(base: Optional[dict[str, Any]], update: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """``update``'s keys over ``base``'s, within the same 16 KiB as any context (None if empty).
+
+    Both parts passed :func:`context`, but together they may not fit: 422 ``context_too_large``.
+    """
+    merged = {**(base or {}), **(update or {})}
+    size = len(canonical_json(merged))
+    if size > MAX_CONTEXT_BYTES:
+        raise Unprocessable(
+            f"The context merged with the authorization's would be {size} bytes; at most {MAX_CONTEXT_BYTES}"
+            " are kept. Nothing was changed.",
+            code="context_too_large",
+        )
+    return merged or None
 
 
 def _as_stored(value: Any) -> Any:

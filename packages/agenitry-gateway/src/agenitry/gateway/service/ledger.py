@@ -10,19 +10,23 @@ the hour and the day in which its authorization was created. The amount held in 
   + day buckets from there on                             -- at most 31 rows
 
 so a decision reads a bounded number of rows however many authorizations the window holds.
-Nothing is ever created after ``now``, so the last term needs no upper bound.
+Nothing is ever created after ``now``, so the last term needs no upper bound. Every sum
+is exact at any total (:mod:`agenitry.gateway.store.sums`).
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Select, bindparam, func, select, text
+from sqlalchemy import Connection, Select, bindparam, select, text, true
 
 from agenitry.gateway._clock import DAY, HOUR, MINUTE
+from agenitry.gateway.errors import Conflict
 from agenitry.gateway.store.schema import authorizations, spend_buckets
+from agenitry.gateway.store.sums import joined, split_sum
 
 #: The venue-wide scope; any other scope is an agent id.
 VENUE_SCOPE = ""
@@ -33,10 +37,11 @@ def _ceil(ms: int, width: int) -> int:
     return -(-ms // width) * width
 
 
-def _held(k: int, per_agent: bool) -> Any:
-    """The amount held in window ``k``, its parameters suffixed ``_k``."""
+def _held(k: int, per_agent: bool) -> list[Any]:
+    """The four one-row parts of window ``k`` (the exact holds, then each width of
+    buckets), each as the high and low halves of its sum; parameters suffixed ``_k``."""
     a, b = authorizations.c, spend_buckets.c
-    edge = select(func.coalesce(func.sum(a.hold), 0)).where(
+    edge = select(*split_sum(a.hold)).where(
         a.venue_id == bindparam("venue_id"),
         a.created_at >= bindparam(f"start_{k}"),
         a.created_at < bindparam(f"minute_{k}"),
@@ -46,8 +51,8 @@ def _held(k: int, per_agent: bool) -> Any:
 
     # One range of the primary key per width. An OR of the three ranges made SQLite and
     # PostgreSQL read every bucket the scope kept (31 days of minutes: up to 44,640 rows).
-    def buckets(width: int, first: str, end: Optional[str] = None) -> Any:
-        query = select(func.coalesce(func.sum(b.amount), 0)).where(
+    def buckets(width: int, first: str, end: Optional[str] = None) -> Select[Any]:
+        query = select(*split_sum(b.amount)).where(
             b.venue_id == bindparam("venue_id"),
             b.scope == bindparam(f"scope_{k}"),
             b.width == width,
@@ -55,18 +60,25 @@ def _held(k: int, per_agent: bool) -> Any:
         )
         if end is not None:
             query = query.where(b.start < bindparam(f"{end}_{k}"))
-        return query.scalar_subquery()
+        return query
 
-    return (
-        edge.scalar_subquery() + buckets(MINUTE, "minute", "hour") + buckets(HOUR, "hour", "day") + buckets(DAY, "day")
-    )
+    parts = [edge, buckets(MINUTE, "minute", "hour"), buckets(HOUR, "hour", "day"), buckets(DAY, "day")]
+    return [part.subquery(f"held_{k}_{n}") for n, part in enumerate(parts)]
 
 
 @functools.lru_cache(maxsize=64)
 def _held_statement(per_agent: tuple[bool, ...]) -> Select[Any]:
     # Built once per shape with bound parameters: building the expression on every
     # decision cost more than running it, and one statement reads every window asked.
-    return select(*(_held(k, agent) for k, agent in enumerate(per_agent)))
+    # Every part is one row, so joining them on TRUE only puts them side by side.
+    parts = [part for k, agent in enumerate(per_agent) for part in _held(k, agent)]
+    side_by_side = functools.reduce(lambda left, right: left.join(right, true()), parts[1:], parts[0])
+    halves = []
+    for k in range(len(per_agent)):
+        window = parts[4 * k : 4 * k + 4]
+        # Adding the four parts' halves cannot overflow either: still fewer than 2^31 rows.
+        halves += [functools.reduce(operator.add, (part.c[half] for part in window)) for half in ("high", "low")]
+    return select(*halves).select_from(side_by_side)
 
 
 def held_in(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]]) -> list[int]:
@@ -79,7 +91,8 @@ def held_in(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]])
         values.update({f"scope_{k}": scope, f"start_{k}": start, f"minute_{k}": minute})
         values.update({f"hour_{k}": hour, f"day_{k}": _ceil(hour, DAY)})
     statement = _held_statement(tuple(scope != VENUE_SCOPE for scope, _ in windows))
-    return [int(amount) for amount in conn.execute(statement, values).one()]
+    row = conn.execute(statement, values).one()
+    return [joined(row[2 * k], row[2 * k + 1]) for k in range(len(windows))]
 
 
 def held_since(conn: Connection, venue_id: str, scope: str, start: int) -> int:
@@ -95,21 +108,37 @@ _BUCKETS = len(WIDTHS) * 2
 # multi-row insert construct, even built once, ran ten times slower than this on SQLite.
 # The scopes differ (an agent id is never empty), so no two of its rows meet.
 _HOLD_ROWS = ", ".join(f"(:venue_id, :scope_{k}, :width_{k}, :start_{k}, :amount)" for k in range(_BUCKETS))
+#: The most one bucket may hold, in minor units: far past any real day (2^62 cents is 4.6 * 10^16
+#: dollars), and a bucket one more hold of at most 10^16 minor units cannot push past 2^63.
+BUCKET_CEILING = 1 << 62
+# The guard is written as a subtraction so that it cannot overflow itself: on PostgreSQL
+# ``amount + excluded.amount`` past 2^63 raises, and on SQLite it silently turns into a float.
 _ADD_HOLD = text(
     f"INSERT INTO spend_buckets (venue_id, scope, width, start, amount) VALUES {_HOLD_ROWS}"  # noqa: S608 - no value in it
     " ON CONFLICT (venue_id, scope, width, start) DO UPDATE SET amount = spend_buckets.amount + excluded.amount"
+    " WHERE spend_buckets.amount <= :ceiling - excluded.amount"
 )
 
 
 def add_hold(conn: Connection, venue_id: str, agent_id: str, created_at: int, delta: int) -> None:
-    """Change what an authorization created at ``created_at`` holds by ``delta``."""
+    """Change what an authorization created at ``created_at`` holds by ``delta``.
+
+    Raises :class:`Conflict` (``ledger_capacity``) when a bucket would pass
+    :data:`BUCKET_CEILING`; the caller's transaction then rolls back whole.
+    """
     if delta == 0:
         return
-    values: dict[str, Any] = {"venue_id": venue_id, "amount": delta}
+    values: dict[str, Any] = {"venue_id": venue_id, "amount": delta, "ceiling": BUCKET_CEILING}
     buckets = [(scope, width) for scope in (VENUE_SCOPE, agent_id) for width in WIDTHS]
     for k, (scope, width) in enumerate(buckets):
         values.update({f"scope_{k}": scope, f"width_{k}": width, f"start_{k}": created_at - created_at % width})
-    conn.execute(_ADD_HOLD, values)
+    # A row the guard refused is neither inserted nor updated, so it is missing from the count.
+    if conn.execute(_ADD_HOLD, values).rowcount != _BUCKETS:
+        raise Conflict(
+            "This venue already holds the most its ledger can count in one day; nothing was authorized."
+            " Set a daily or monthly limit, or wait for the day's holds to leave the window",
+            code="ledger_capacity",
+        )
 
 
 def prune_buckets(conn: Connection, before: int) -> int:

@@ -13,6 +13,7 @@ its own statements then (``statement_timeout``), and a silent one has its connec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
@@ -57,6 +58,16 @@ def _sqlite_writer(url: str) -> threading.Lock:
     """The lock of this process's writers to one SQLite database (one per file)."""
     with _SQLITE_WRITERS_LOCK:
         return _SQLITE_WRITERS.setdefault(url, threading.Lock())
+
+
+def _create_private(path: str) -> None:
+    """Create the SQLite file readable by its owner only (0600), if it is missing.
+
+    It holds every event's context. SQLite gives the -wal, -shm and -journal files the
+    mode of the database file; an existing file keeps the mode its operator gave it.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def normalize_url(url: str) -> str:
@@ -199,9 +210,12 @@ class Database:
             raise ValueError(f"Unsupported database {self.url!r}: use sqlite:/// or postgresql://")
 
     def _sqlite_engine(self, busy_timeout_s: float, pool_size: int) -> Engine:
-        path = make_url(self.url).database
+        url = make_url(self.url)
+        path = url.database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if "uri" not in url.query:
+                _create_private(path)
         engine = create_engine(
             self.url,
             pool_size=pool_size,
@@ -295,6 +309,8 @@ class Database:
                 try:
                     transaction.commit()
                 except (OperationalError, PoolTimeout) as exc:
+                    if not unavailable(exc):
+                        raise
                     # The COMMIT may have reached the database before the connection
                     # broke: whether the write happened cannot be known from here.
                     raise StorageBusy(
@@ -332,6 +348,10 @@ class Database:
         try:
             yield
         except (OperationalError, PoolTimeout) as exc:
+            # Anything else (a constraint, an overflow, a missing table) is the gateway's
+            # own failure: it goes on to the 500 handler, which logs it.
+            if not unavailable(exc):
+                raise
             raise StorageBusy(
                 "The gateway's database is unavailable or busy; nothing was changed. Retry shortly."
             ) from exc
@@ -349,6 +369,43 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: SQLite result codes (primary, the low byte) of a database that is busy or out of reach.
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        10,  # SQLITE_IOERR
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+    }
+)
+#: PostgreSQL SQLSTATE classes of the same: connection (08), a transaction rolled back by a
+#: serialization failure or deadlock (40), resources (53), a lock not available (55),
+#: a cancelled statement or a shutdown (57), system errors (58).
+_POSTGRESQL_UNAVAILABLE = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+def unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database is out of reach or busy (retry: 503), rather
+    than that the statement itself failed (the gateway's bug: 500).
+
+    SQLAlchemy's OperationalError covers both: SQLite reports a locked database and an
+    integer overflow alike as ``sqlite3.OperationalError``.
+    """
+    if not isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return True  # a pool timeout, or a lost connection
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return sqlite_code & 0xFF in _SQLITE_UNAVAILABLE
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate)[:2] in _POSTGRESQL_UNAVAILABLE
+    # No code: a connection that failed or broke (or Python 3.10's sqlite3, which gives none).
+    return True
 
 
 def default_sqlite_url() -> str:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from agenitry.gateway.api import schemas
-from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, dump, idempotency
+from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, KeyedRoute, answer, dump, idempotency
+from agenitry.gateway.api.quota import admit_events
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import inputs
 
-router = APIRouter(prefix="/v1/events", tags=["events"], responses=schemas.KEYED_ERRORS)
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=schemas.KEYED_ERRORS, route_class=KeyedRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
@@ -23,7 +24,9 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 def log_event(
     body: schemas.EventIn, key: CurrentKey, gateway: GatewayDep, request: Request, idem: IdempotencyHeader = None
 ) -> JSONResponse:
-    outcome = gateway.log_event(key, dump(body), idempotency=idempotency(idem, key, request, body))
+    event = dump(body)
+    admit_events(request, key, [event])
+    outcome = gateway.log_event(key, event, idempotency=idempotency(idem, key, request, body))
     return answer(outcome, 201)
 
 
@@ -36,6 +39,7 @@ def log_events(
     idem: IdempotencyHeader = None,
 ) -> JSONResponse:
     batch = [dump(event) for event in body.events]
+    admit_events(request, key, batch)
     return answer(gateway.log_events(key, batch, idempotency=idempotency(idem, key, request, body)))
 
 

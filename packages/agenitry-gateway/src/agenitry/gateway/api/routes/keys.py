@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from agenitry.gateway.api import schemas
-from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, idempotency
+from agenitry.gateway.api.deps import (
+    CurrentKey,
+    GatewayDep,
+    IdempotencyHeader,
+    KeyedRoute,
+    answer,
+    idempotency,
+    no_fields,
+)
 from agenitry.gateway.service.gateway import Outcome
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=schemas.KEYED_ERRORS)
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=schemas.KEYED_ERRORS, route_class=KeyedRoute)
 
 
 @router.post("", status_code=201, response_model=schemas.NewKeyOut)
@@ -34,7 +42,7 @@ def list_keys(key: CurrentKey, gateway: GatewayDep) -> dict[str, Any]:
     return gateway.list_keys(key)
 
 
-@router.delete("/{key_id}", response_model=schemas.KeyOut)
+@router.delete("/{key_id}", response_model=schemas.KeyOut, dependencies=[Depends(no_fields)])
 def revoke_key(
     key_id: str, key: CurrentKey, gateway: GatewayDep, request: Request, idem: IdempotencyHeader = None
 ) -> JSONResponse:
