@@ -27,6 +27,9 @@ Usage::
 from __future__ import annotations
 
 import abc
+import itertools
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,8 +37,9 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from agenitry import Agenitry, ApprovalRequired, SpendDenied
+from agenitry import Agenitry
 from agenitry.gateway import Gateway, ManualClock
+from agenitry.integration import GatedCall, GateOutcome, call_key, run_gated
 from support.live import LiveServer
 from support.venues import Venue, make_venue
 
@@ -45,10 +49,18 @@ APPROVAL_WINDOW_MS = 86_400_000
 EXECUTE_WINDOW_MS = 300_000
 
 
+#: What a model may send as an amount that is not one (the venue is in USD).
+BAD_AMOUNTS = [True, False, "450", None, math.nan, math.inf, -1, 1e13, 1.005]
+_call_ids = itertools.count(1)
+
+
 @dataclass
 class Outcome:
     ran: bool  # did the spending side effect actually happen (the driver's tool appends to a list)
-    status: str  # "approved" | "denied" | "pending" | "error" as the adapter reported it to the model/graph
+    # As the adapter reported it to the model/graph: "approved" (ran) | "denied" | "pending" |
+    # "error" (the tool failed) | "invalid" (a bad amount) | "done" (this call already ran) |
+    # "in_progress" (another run of it is under way)
+    status: str
     authorization_id: Optional[str]
     message: str  # what the model/human would read
 
@@ -61,13 +73,28 @@ class AdapterDriver(abc.ABC):
     def __init__(self, client: Agenitry, effects: list[dict[str, Any]]) -> None:
         self.client = client
         self.effects = effects
+        #: Called inside the body before its side effect (a scenario holds a run there).
+        self.hold: Optional[Callable[[], Any]] = None
 
     def effect(self, action: str, amount: float, fail: bool) -> str:
         """The body of every driver's spending tool: the side effect, or a failure before it."""
+        if self.hold is not None:
+            self.hold()
         if fail:
             raise RuntimeError("supplier API is down")
         self.effects.append({"action": action, "amount": amount})
         return f"ordered {action} for {amount}"
+
+    def call(self, *, action: str, amount: Any, call_id: str, item: str = "salmon", fail: bool = False) -> Outcome:
+        """One call of the spending tool with this call id and arguments ``{"item", "amount", "fail"}``,
+        ``amount`` exactly as the model wrote it (it may be ``"450"`` or ``true``), through the framework."""
+        raise NotImplementedError(f"{self.name}: call() is part of the contract (issue 11)")
+
+    def restarted(self, client: Agenitry) -> AdapterDriver:
+        """This driver as a new process would rebuild it on ``client``: only what the framework
+        persists (a checkpointer, a saved run state, the application's record of pending
+        calls) survives; ``effects`` is shared."""
+        raise NotImplementedError(f"{self.name}: restarted() is part of the contract (issue 11)")
 
     @abc.abstractmethod
     def spend(self, *, action: str, amount: float, fail: bool = False) -> Outcome:
@@ -84,50 +111,54 @@ class AdapterDriver(abc.ABC):
         """Release what the driver opened (event loops, threads)."""
 
 
+_STATUS = {"ran": "approved", "failed": "error", "unavailable": "error", "already_done": "done"}
+
+
 class CoreDriver(AdapterDriver):
-    """The reference: the core client's ``spend``, without any framework."""
+    """The reference: the core client's gated call (``agenitry.integration.run_gated``), without a framework."""
 
     name = "core"
 
-    def __init__(self, client: Agenitry, effects: list[dict[str, Any]]) -> None:
+    def __init__(self, client: Agenitry, effects: list[dict[str, Any]], calls: Optional[dict[str, Any]] = None) -> None:
         super().__init__(client, effects)
-        self._pending: dict[str, tuple[str, float, bool]] = {}
+        #: What the application keeps about each paused call (it survives a restart).
+        self.calls: dict[str, tuple[str, dict[str, Any], str]] = {} if calls is None else calls
 
-    def _run(self, action: str, amount: float, fail: bool, spend: Callable[[], Any]) -> Outcome:
-        try:
-            with spend() as auth:
-                message = self.effect(action, amount, fail)
-                auth.actual_amount = amount
-            return Outcome(True, "approved", auth.authorization_id, message)
-        except ApprovalRequired as pending:
-            authorization_id = pending.authorization_id
-            if authorization_id is not None:
-                self._pending[authorization_id] = (action, amount, fail)
-            return Outcome(False, "pending", authorization_id, str(pending))
-        except SpendDenied as denied:
-            return Outcome(False, "denied", denied.authorization_id, str(denied))
-        except RuntimeError as error:
-            return Outcome(False, "error", None, str(error))
+    def _gate(
+        self, action: str, arguments: dict[str, Any], call_id: str, authorization_id: Optional[str] = None
+    ) -> Outcome:
+        tool = f"spend_{action}"
+        request = GatedCall(
+            action,
+            "amount",
+            arguments,
+            tool=tool,
+            key=call_key(None, call_id, tool, arguments),
+            authorization_id=authorization_id,
+        )
+        outcome: GateOutcome = run_gated(
+            self.client, request, lambda: self.effect(action, arguments["amount"], arguments["fail"])
+        )
+        if outcome.kind == "pending" and outcome.authorization_id is not None:
+            self.calls[outcome.authorization_id] = (action, arguments, call_id)
+        message = str(outcome.result) if outcome.kind == "ran" else outcome.message
+        return Outcome(
+            outcome.kind == "ran", _STATUS.get(outcome.kind, outcome.kind), outcome.authorization_id, message
+        )
+
+    def call(self, *, action: str, amount: Any, call_id: str, item: str = "salmon", fail: bool = False) -> Outcome:
+        return self._gate(action, {"item": item, "amount": amount, "fail": fail}, call_id)
 
     def spend(self, *, action: str, amount: float, fail: bool = False) -> Outcome:
-        return self._run(action, amount, fail, lambda: self.client.spend(action, amount))
+        return self.call(action=action, amount=amount, call_id=f"call_{next(_call_ids)}", fail=fail)
 
     def resume(self, previous: Outcome, *, forged_approval: bool = False) -> Outcome:
         assert previous.authorization_id is not None
-        action, amount, fail = self._pending[previous.authorization_id]
-        record = self.client.get_authorization(previous.authorization_id)
-        status = record["status"]
-        if status == "pending":
-            return Outcome(False, "pending", previous.authorization_id, "approval is still pending")
-        if status != "approved":
-            return Outcome(False, "denied", previous.authorization_id, f"authorization {status}")
-        try:
-            message = self.effect(action, amount, fail)
-        except RuntimeError as error:
-            self.client.reverse(previous.authorization_id)
-            return Outcome(False, "error", previous.authorization_id, str(error))
-        self.client.execute(previous.authorization_id, actual_amount=amount)
-        return Outcome(True, "approved", previous.authorization_id, message)
+        action, arguments, call_id = self.calls[previous.authorization_id]
+        return self._gate(action, arguments, call_id, previous.authorization_id)
+
+    def restarted(self, client: Agenitry) -> AdapterDriver:
+        return CoreDriver(client, self.effects, self.calls)
 
 
 class Owner:
@@ -191,6 +222,19 @@ class AdapterContract:
     @pytest.fixture
     def owner(self, venue: Venue) -> Owner:
         return Owner(venue)
+
+    @pytest.fixture
+    def new_client(self, venue: Venue, live: LiveServer) -> Iterator[Callable[[], Agenitry]]:
+        """Open another client of the same agent, as a restarted process would."""
+        opened: list[Agenitry] = []
+
+        def open_client() -> Agenitry:
+            opened.append(Agenitry(venue.agent_key(AGENT), venue.id, base_url=live.url, max_retries=0))
+            return opened[-1]
+
+        yield open_client
+        for client in opened:
+            client.close()
 
     @pytest.fixture(autouse=True)
     def _close_driver(self, driver: AdapterDriver) -> Iterator[None]:
@@ -386,3 +430,94 @@ class AdapterContract:
         trail = owner.trail()
         assert trail == Owner(reference_venue).trail()
         assert len(trail) >= 5
+
+    # -- one call, one side effect (issue 11) ---------------------------------------------------
+
+    def test_the_same_call_run_again_runs_once(
+        self, driver: AdapterDriver, venue: Venue, owner: Owner, effects: list[dict[str, Any]]
+    ) -> None:
+        venue.policy(**POLICY)
+        first = driver.call(action="purchase_order", amount=20, call_id="call-repeat")
+        again = driver.call(action="purchase_order", amount=20, call_id="call-repeat")
+        assert (first.status, first.ran) == ("approved", True)
+        assert (again.status, again.ran, again.authorization_id) == ("done", False, first.authorization_id)
+        assert first.authorization_id is not None and first.authorization_id in again.message
+        assert effects == [{"action": "purchase_order", "amount": 20}]
+        assert len(venue.gateway.list_authorizations(venue.admin)["authorizations"]) == 1
+
+    def test_the_same_call_id_with_changed_arguments_is_a_new_decision(
+        self, driver: AdapterDriver, venue: Venue, owner: Owner, effects: list[dict[str, Any]]
+    ) -> None:
+        venue.policy(**POLICY)
+        first = driver.call(action="purchase_order", amount=20, call_id="call-edit")
+        edited = driver.call(action="purchase_order", amount=30, call_id="call-edit")
+        assert (first.status, edited.status) == ("approved", "approved")
+        assert edited.authorization_id != first.authorization_id
+        assert effects == [{"action": "purchase_order", "amount": 20}, {"action": "purchase_order", "amount": 30}]
+        self._assert_executed(owner, edited, 30)
+
+    @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
+    def test_a_bad_amount_is_invalid_and_nothing_is_authorized(
+        self, driver: AdapterDriver, venue: Venue, effects: list[dict[str, Any]], amount: Any
+    ) -> None:
+        venue.policy(**POLICY)
+        outcome = driver.call(action="purchase_order", amount=amount, call_id="call-bad")
+        assert (outcome.status, outcome.ran, outcome.authorization_id) == ("invalid", False, None)
+        assert "amount" in outcome.message
+        assert effects == []
+        assert venue.gateway.list_authorizations(venue.admin)["authorizations"] == []
+
+    def test_concurrent_resumes_run_the_call_once(
+        self,
+        driver: AdapterDriver,
+        venue: Venue,
+        owner: Owner,
+        effects: list[dict[str, Any]],
+        new_client: Callable[[], Agenitry],
+    ) -> None:
+        venue.policy(**POLICY)
+        pending = driver.spend(action="purchase_order", amount=250)
+        owner.approve(pending.authorization_id)
+        finished = threading.Event()
+        resumers = [driver.restarted(new_client()) for _ in range(2)]
+        outcomes: list[Outcome] = []
+
+        def resume(resumer: AdapterDriver) -> None:
+            # A body that runs waits until the other resume has answered: both overlap.
+            resumer.hold = lambda: finished.wait(10)
+            try:
+                outcomes.append(resumer.resume(pending))
+            finally:
+                finished.set()
+
+        threads = [threading.Thread(target=resume, args=(resumer,)) for resumer in resumers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for resumer in resumers:
+            resumer.close()
+        assert effects == [{"action": "purchase_order", "amount": 250}]
+        assert sorted(outcome.status for outcome in outcomes) in (["approved", "done"], ["approved", "in_progress"])
+        self._assert_executed(owner, pending, 250)
+
+    def test_a_restart_between_pause_and_approval_runs_the_call_once(
+        self,
+        driver: AdapterDriver,
+        venue: Venue,
+        owner: Owner,
+        effects: list[dict[str, Any]],
+        new_client: Callable[[], Agenitry],
+    ) -> None:
+        venue.policy(**POLICY)
+        pending = driver.spend(action="purchase_order", amount=250)
+        owner.approve(pending.authorization_id)
+        restarted = driver.restarted(new_client())
+        try:
+            resumed = restarted.resume(pending)
+            again = restarted.resume(pending)
+        finally:
+            restarted.close()
+        assert (resumed.status, resumed.ran, again.ran) == ("approved", True, False)
+        assert effects == [{"action": "purchase_order", "amount": 250}]
+        self._assert_executed(owner, pending, 250)

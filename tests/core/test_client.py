@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from agenitry import (
+    NO_LIMIT,
     AgenitryError,
     ConflictError,
     NotFoundError,
@@ -62,9 +63,10 @@ async def test_await_confirmation_answers_like_the_gateway(connect: Any, venue: 
         assert EVENT_ID.match(event["id"])
         assert event["status"] == "logged" and isinstance(event["sequence"], int)
         assert event["verify_url"].endswith(f"/verify/{venue.id}/{event['id']}")
+        # Finer than the venue's currency: only the gateway, which knows the currency, refuses it.
         with pytest.raises(UnprocessableEntityError) as refused:
-            await agent.log("authorization.forged", await_confirmation=True)
-        assert refused.value.status == 422 and refused.value.error_code == "reserved_action"
+            await agent.log("order_captured", amount=0.001, await_confirmation=True)
+        assert refused.value.status == 422 and refused.value.error_code == "invalid_amount"
 
 
 async def test_an_event_the_gateway_would_refuse_fails_on_the_callers_thread(connect: Any) -> None:
@@ -76,6 +78,8 @@ async def test_an_event_the_gateway_would_refuse_fails_on_the_callers_thread(con
             {"action": "order_captured", "amount": "12"},
             {"action": "order_captured", "direction": "sideways"},
             {"action": "order_captured", "context": {"when": object()}},
+            {"action": "reversal"},
+            {"action": "authorization.forged"},
         ):
             with pytest.raises(ValueError):
                 await agent.log(**bad)
@@ -178,8 +182,10 @@ async def test_agent_id_falls_back_to_the_clients_default_everywhere(connect: An
 async def test_policies_list_and_delete(connect: Any) -> None:
     async with connect() as agent:
         first = await agent.set_policy(agent_id="voice-agent", max_daily_spend=5000, allowed_actions=["order_captured"])
-        replaced = await agent.set_policy(agent_id="voice-agent", max_daily_spend=6000)
-        assert replaced["id"] == first["id"] and replaced["allowed_actions"] is None
+        updated = await agent.set_policy(agent_id="voice-agent", max_daily_spend=6000)
+        assert updated["id"] == first["id"] and updated["allowed_actions"] == ["order_captured"]
+        removed = await agent.set_policy(agent_id="voice-agent", allowed_actions=NO_LIMIT)
+        assert (removed["max_daily_spend"], removed["allowed_actions"]) == (6000, None)
         listed = await agent.get_policies()
         assert [p["id"] for p in listed["policies"]] == [first["id"]]
         assert await agent.delete_policy(first["id"]) == {"status": "deleted", "id": first["id"]}

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from agenitry import Agenitry, ApprovalRequired, AsyncAgenitry, SpendDenied, _gating
+from agenitry import Agenitry, ApprovalRequired, AsyncAgenitry, SpendDenied, _gate, _gating
 
 pytestmark = pytest.mark.anyio
 
@@ -98,8 +98,8 @@ async def test_pending_raises_approval_required_with_the_authorization_id(connec
 
 @pytest.fixture
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_gating, "APPROVAL_POLL_INITIAL", 0.02)
-    monkeypatch.setattr(_gating, "APPROVAL_POLL_MAX", 0.05)
+    monkeypatch.setattr(_gate, "APPROVAL_POLL_INITIAL", 0.02)
+    monkeypatch.setattr(_gate, "APPROVAL_POLL_MAX", 0.05)
 
 
 async def decide_later(agent: Any, decision: str, **kwargs: Any) -> Any:

@@ -8,6 +8,8 @@ import inspect
 import pytest
 
 import agenitry
+import agenitry.integration
+import agenitry.transparency
 from agenitry import (
     Agenitry,
     AgenitryError,
@@ -22,9 +24,19 @@ from agenitry import (
 
 PUBLIC = [
     "ACTION_PATTERN",
+    "AUTHORIZATION_STATUSES",
     "CANONICAL_ACTIONS",
+    "CURRENCIES",
     "DEFAULT_DIRECTIONS",
+    "DIRECTIONS",
+    "HOLDING_STATUSES",
+    "MAX_AMOUNT",
     "NOT_GIVEN",
+    "NO_LIMIT",
+    "RESERVED_ACTIONS",
+    "RESERVED_ACTION_PREFIXES",
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -40,7 +52,9 @@ PUBLIC = [
     "EventAction",
     "EventDirection",
     "EventsDroppedWarning",
+    "InvalidAmount",
     "InternalServerError",
+    "NoLimit",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
@@ -48,11 +62,16 @@ PUBLIC = [
     "Spend",
     "SpendDenied",
     "StatsPeriod",
+    "Step",
+    "Transition",
     "UnprocessableEntityError",
     "VerificationResult",
     "__version__",
     "canonical_json",
+    "check_amount",
     "create_agenitry",
+    "currency_exponent",
+    "is_reserved_action",
     "leaf_hash",
     "verify_event",
 ]
@@ -62,6 +81,95 @@ def test_the_public_surface_is_pinned() -> None:
     assert agenitry.__all__ == PUBLIC
     for name in PUBLIC:
         assert getattr(agenitry, name) is not None
+
+
+INTEGRATION = [
+    "AmountSpec",
+    "AsyncAgenitry",
+    "Agenitry",
+    "Authorization",
+    "Claim",
+    "Client",
+    "GateOutcome",
+    "GatedCall",
+    "InvalidAmount",
+    "OutcomeKind",
+    "adecide",
+    "already_done_text",
+    "approved_text",
+    "arun_gated",
+    "call_key",
+    "check_amount",
+    "decide",
+    "denied_text",
+    "describe_error",
+    "failed_text",
+    "in_progress_text",
+    "invalid_text",
+    "pending_text",
+    "ran_text",
+    "record_tool_call",
+    "resolve_amount",
+    "run_gated",
+    "summarize_arguments",
+    "tool_call_context",
+    "unavailable_text",
+]
+
+
+def test_the_integration_surface_is_pinned() -> None:
+    """What adapters build on: a change here is a change to every adapter."""
+    assert agenitry.integration.__all__ == INTEGRATION
+    for name in INTEGRATION:
+        assert getattr(agenitry.integration, name) is not None
+
+
+TRANSPARENCY = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "PROOF_HEADER",
+    "Checkpoint",
+    "CompactTree",
+    "Finding",
+    "Keys",
+    "LogFormatError",
+    "LogReport",
+    "Node",
+    "NoteSignature",
+    "Range",
+    "TlogProof",
+    "TrustedKey",
+    "VerificationResult",
+    "b64decode",
+    "b64encode",
+    "canonical_json",
+    "check_key_name",
+    "consistency_ranges",
+    "fold",
+    "format_note",
+    "inclusion_ranges",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "open_checkpoint",
+    "root_of",
+    "subtrees",
+    "verifier_key",
+    "verify_consistency",
+    "verify_event",
+    "verify_inclusion",
+    "verify_log",
+    "verify_proof",
+]
+
+
+def test_the_transparency_surface_is_pinned() -> None:
+    assert agenitry.transparency.__all__ == TRANSPARENCY
+    for name in TRANSPARENCY:
+        assert getattr(agenitry.transparency, name) is not None
+    # The same objects as the root's, not copies: one verifier, however it is imported.
+    for name in set(TRANSPARENCY) & set(PUBLIC):
+        assert getattr(agenitry.transparency, name) is getattr(agenitry, name)
 
 
 def defaults(function: object) -> dict[str, object]:

@@ -32,8 +32,8 @@ def test_llamaindex_agent_gates_orders_and_waits_for_the_owner(repo_root: Path, 
     out = _run(repo_root, "examples/llamaindex_agent.py", tmp_path)
     assert "tool check_stock{'item': 'salmon'} -> ok: 4" in out
     assert "-> ok: ordered 50 lb of salmon for $180.00" in out
-    assert "-> error: denied: Amount $3,600.00 exceeds the single-transaction limit of $500.00" in out
-    assert "waiting: pending: authorization auth_" in out
+    assert "-> error: Not authorized (denied): Amount $3,600.00 exceeds the single-transaction limit of $500.00" in out
+    assert "waiting: Waiting for the owner's approval: purchase_order of 340 USD (authorization auth_" in out
     # The tuna runs only after the owner's approval, once.
     assert out.index("owner approved auth_") < out.index("ordered 20 lb of tuna for $340.00")
     assert out.count("ordered 20 lb of tuna") == 1
@@ -42,6 +42,7 @@ def test_llamaindex_agent_gates_orders_and_waits_for_the_owner(repo_root: Path, 
     assert trail.count("authorization.denied") == 1
     assert trail.count("authorization.pending") == 1
     assert trail.count("authorization.executed") == 2
+    assert trail.count("authorization.claimed") == 2
     # One record per tool call: the workflow's wait is a pause, not a second call.
     assert trail.count("tool_call") == 4
 
@@ -49,7 +50,10 @@ def test_llamaindex_agent_gates_orders_and_waits_for_the_owner(repo_root: Path, 
 def test_openai_function_calling_replays_cassettes_through_the_real_client(repo_root: Path, tmp_path: Path) -> None:
     out = _run(repo_root, "examples/openai_function_calling.py", tmp_path, "--replay")
     assert "tool order_supplies{'item': 'salmon', 'pounds': 50, 'total': 180} -> approved" in out
-    tuna = "tool order_supplies{'item': 'tuna', 'pounds': 20, 'total': 340} -> pending: pending: authorization auth_"
+    tuna = (
+        "tool order_supplies{'item': 'tuna', 'pounds': 20, 'total': 340} -> pending: "
+        "Waiting for the owner's approval: purchase_order of 340 USD (authorization auth_"
+    )
     assert tuna in out
     assert "model: The salmon is ordered ($180)." in out
     assert "resumed -> approved: " in out and '"item": "tuna"' in out

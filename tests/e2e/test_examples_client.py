@@ -27,5 +27,5 @@ def test_custom_tool_decorator_gates_a_plain_function(repo_root: Path, tmp_path:
     assert "tuna $340.00: approved by the owner, executed for $329.80" in out
     trail = out.split("Audit trail")[1]
     assert trail.count("purchase_order") == 2 and trail.count("tool_call") == 1
-    assert trail.count("/verify/nobo-downtown/evt_") == 11
+    assert trail.count("/verify/nobo-downtown/evt_") == 12  # the salmon order claims its approval (#3)
     assert (tmp_path / "agenitry.db").exists()

@@ -43,11 +43,11 @@ def test_the_langchain_agent_example(repo_root: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Done: 10 lb of salmon ordered for $180.00" in out
-    assert "⏸  Paused: Waiting for the owner's approval: purchase_order of 620.0 USD" in out
+    assert "⏸  Paused: Waiting for the owner's approval: purchase_order of 620 USD" in out
     assert "The owner approves through the API: approved" in out and "Done: 40 lb of bluefin ordered" in out
     assert "Supplier orders placed: 10 lb salmon, 40 lb bluefin" in out
-    assert "tool_call order_supplies → paused" in out and "tool_call lookup_supplier_price → ok" in out
-    assert out.count("/verify/nobo-downtown/evt_") == 17  # 16 events + the link log_event answered
+    assert "tool_call order_supplies → pending" in out and "tool_call lookup_supplier_price → ok" in out
+    assert out.count("/verify/nobo-downtown/evt_") == 19  # 18 events + the link log_event answered
 
 
 def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp_path: Path) -> None:
@@ -93,10 +93,10 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
     trail = out.split("The audit trail")[1]
     calls = re.findall(r"tool_call (\w+) → (\w+)\s+http://\S+/verify/nobo-downtown/evt_\w+", trail)
     assert calls == [
-        ("order_food", "ok"),
-        ("order_food", "paused"),
-        ("order_food", "ok"),
+        ("order_food", "ran"),
+        ("order_food", "pending"),
+        ("order_food", "ran"),
         ("order_food", "denied"),
         ("issue_refund", "denied"),
     ]
-    assert len(links) == 17
+    assert len(links) == 19

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from agenitry import (
+    NO_LIMIT,
     Agenitry,
     AgenitryError,
     AuthorizationStatus,
@@ -125,7 +126,8 @@ def test_the_five_checks_in_order(agent: Agenitry) -> None:
     assert code("order_captured", 150) == "max_daily_spend"  # would exceed $5K/day
     assert code("purchase_order", 49_000, "buyer") == "approved"
     assert code("purchase_order", 1_001, "buyer") == "max_monthly_spend"  # would exceed $50K/month
-    agent.set_policy(agent_id="voice-agent", max_single_amount=500, require_approval_above=200)
+    # An update keeps the limits it leaves out: the spent daily limit goes only when removed.
+    agent.set_policy(agent_id="voice-agent", max_daily_spend=NO_LIMIT)
     assert code("order_captured", 340) == "pending"  # $340 order needs owner approval (threshold: $200)
 
 

@@ -288,9 +288,11 @@ def race_over_http(cluster: Cluster, venue: Venue, agents: Sequence[str], thread
         headers = {"Authorization": f"Bearer {venue.agent_key(agent)}"}
         own = cluster.urls[index % len(cluster.urls)]
         other = cluster.urls[(index + 1) % len(cluster.urls)]
+        admin = {"Authorization": f"Bearer {venue.admin_key}"}
         with (
             httpx.Client(base_url=own, headers=headers, timeout=30) as near,
             httpx.Client(base_url=other, headers=headers, timeout=30) as far,
+            httpx.Client(base_url=other, headers=admin, timeout=30) as owner,
         ):
 
             def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -321,8 +323,10 @@ def race_over_http(cluster: Cluster, venue: Venue, agents: Sequence[str], thread
                     post(far, f"{path}/execute", {"actual_amount": actual / 100})
                 if plan == "settle":
                     post(near, f"{path}/settle", {})
-                if plan in ("reverse", "less-then-reverse"):
+                if plan == "reverse":  # the agent releases an approval it will not use
                     post(far, f"{path}/reverse", {})
+                if plan == "less-then-reverse":  # only the owner refunds what was spent
+                    post(owner, f"{path}/reverse", {})
                 with lock:
                     race.follow_ups += plan != "keep"
 

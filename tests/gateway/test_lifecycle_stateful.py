@@ -1,11 +1,14 @@
 """The lifecycle against a model: a hypothesis state machine driving the real gateway.
 
-Random sequences of authorize, execute (within or above the amount), settle, reverse,
-approve, deny and clock moves (to and past execute windows, approval windows and the
+Random sequences of authorize, claim (with and without a lease), execute (within or above
+the amount, with or without the claim's token), settle, reverse (by the agent or the
+owner), approve, deny and clock moves (to and past execute windows, approval windows and the
 24-hour and 30-day edges) run on SQLite and on PostgreSQL. A plain Python model of the
-statuses and holds predicts every answer. After every step:
+statuses, claims and holds, whose legal steps and roles come from the lifecycle's own
+table (:data:`agenitry.TRANSITIONS`), predicts every answer. After every step:
 
-- every transition the model calls illegal was refused with 409 and changed nothing;
+- every transition the model calls illegal was refused (409, or 403 for a role the table
+  does not allow, such as an agent reversing what it executed) and changed nothing;
 - every accepted transition (expiry included) is exactly one ``authorization.<status>``
   event with its actor, and execute and reversal left their business events;
 - for every scope and window the amount held, summed over the authorizations table,
@@ -31,6 +34,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
+from agenitry import AUTHORIZATION_STATUSES, TRANSITIONS
 from agenitry.gateway import Gateway, GatewayError, ManualClock, Principal
 from agenitry.gateway._clock import DAY, MINUTE, SECOND
 from agenitry.gateway.service import ledger
@@ -78,9 +82,14 @@ AMOUNTS = st.one_of(
     st.integers(0, 120_00),
 )
 PICKS = st.integers(0, 1_000)
-OPERATIONS = ("execute", "settle", "reverse", "approve", "deny")
-# The model of the lifecycle: which operations each status allows (expiry aside).
-LEGAL = {"approved": ("execute", "reverse"), "pending": ("approve", "deny"), "executed": ("settle", "reverse")}
+OPERATIONS = ("execute", "settle", "reverse", "approve", "deny", "claim")
+# The model of the lifecycle: which operations each status allows (expiry aside), from the table.
+LEGAL = {
+    status: steps
+    for status in AUTHORIZATION_STATUSES
+    if (steps := tuple(operation for operation in OPERATIONS if status in TRANSITIONS[operation].sources))
+}
+LEASES = st.sampled_from([None, 1, 60, 600])
 # Three tries in four take a legal step from an open authorization, so that histories
 # get deep; the rest try any operation on any authorization, to meet the illegal ones.
 MOSTLY_LEGAL = st.integers(0, 3).map(lambda n: n > 0)
@@ -100,6 +109,8 @@ class Auth:
     status: str
     expires_at: Optional[int]
     actual: Optional[int] = None
+    claim_token: Optional[str] = None
+    claimed_until: Optional[int] = None
     # (status, actor) of every authorization.<status> event, in order.
     transitions: list[tuple[str, str]] = field(default_factory=list)
     # (action, amount) of the business events it caused.
@@ -116,6 +127,9 @@ class Auth:
     def move(self, status: str, actor: str) -> None:
         self.status = status
         self.transitions.append((status, actor))
+
+    def claimed(self, now: int) -> bool:
+        return self.status == "approved" and self.claimed_until is not None and now <= self.claimed_until
 
 
 def minor(amount: float) -> int:
@@ -134,6 +148,8 @@ def machine_for(gateway: Gateway, clock: ManualClock) -> type[RuleBasedStateMach
                 self.venue.policy(**limits.wire())
             self.keys: dict[str, Principal] = {agent: self.venue.agent(agent) for agent in AGENTS}
             self.model: dict[str, Auth] = {}
+            # The answer of the last accepted operation.
+            self.answer: dict[str, Any] = {}
 
         # -- the model ------------------------------------------------------------------
 
@@ -185,15 +201,28 @@ def machine_for(gateway: Gateway, clock: ManualClock) -> type[RuleBasedStateMach
             except GatewayError as refused:
                 assert gateway.get_authorization(self.venue.admin, auth.id) == before
                 return refused
-            assert answer["status"] != before["status"]
+            assert answer["status"] != before["status"] or operation == "claim"
             event(f"{operation}: {before['status']} -> {answer['status']}")
+            self.answer = answer
             return None
 
-        def assert_invalid(self, refused: Optional[GatewayError], auth: Auth) -> None:
-            event(f"refused from {auth.status}")
+        def assert_invalid(self, refused: Optional[GatewayError], auth: Auth, code: str = "invalid_transition") -> None:
+            event(f"refused from {auth.status}: {code}")
             assert refused is not None, f"accepted from {auth.status}"
-            assert (refused.status, refused.code) == (409, "invalid_transition")
-            assert refused.body()["current_status"] == auth.status
+            assert (refused.status, refused.code) == (403 if code == "admin_required" else 409, code)
+            if refused.status == 409:
+                assert refused.body()["current_status"] == auth.status
+
+        def refusal_of(self, auth: Auth, operation: str, by: Principal, token: Optional[str]) -> Optional[str]:
+            """The code the table and the claim predict for ``operation``, or None if it is allowed."""
+            if operation not in LEGAL.get(auth.status, ()):
+                return "invalid_transition"
+            if not TRANSITIONS[operation].allows(auth.status, by.role):
+                return "admin_required"
+            owner_release = operation == "reverse" and by.role == "admin" and token is None
+            if auth.claimed(clock()) and token != auth.claim_token and not owner_release:
+                return "claimed_by_another"
+            return None
 
         def has_authorizations(self) -> bool:
             return bool(self.model)
@@ -233,8 +262,21 @@ def machine_for(gateway: Gateway, clock: ManualClock) -> type[RuleBasedStateMach
             operation=st.sampled_from(OPERATIONS),
             over=st.integers(0, 3).map(lambda n: n == 0),
             share=st.integers(0, 100),
+            as_owner=st.booleans(),
+            with_token=st.integers(0, 3).map(lambda n: n > 0),
+            lease=LEASES,
         )
-        def transition(self, pick: int, legal: bool, operation: str, over: bool, share: int) -> None:
+        def transition(
+            self,
+            pick: int,
+            legal: bool,
+            operation: str,
+            over: bool,
+            share: int,
+            as_owner: bool,
+            with_token: bool,
+            lease: Optional[int],
+        ) -> None:
             self.expire()
             everyone = list(self.model.values())
             open_ = [auth for auth in everyone if auth.status in LEGAL]
@@ -243,36 +285,59 @@ def machine_for(gateway: Gateway, clock: ManualClock) -> type[RuleBasedStateMach
             if legal and auth.status in LEGAL:
                 steps = LEGAL[auth.status]
                 operation = steps[OPERATIONS.index(operation) % len(steps)]
-            agent = self.keys[auth.agent]
+            by = self.venue.admin if as_owner else self.keys[auth.agent]
+            token = auth.claim_token if with_token else None
             if operation == "execute":
-                self.execute(auth, agent, actual=auth.amount + 1 + share if over else auth.amount * share // 100)
+                actual = auth.amount + 1 + share if over else auth.amount * share // 100
+                self.execute(auth, by, actual, token)
             elif operation in ("approve", "deny"):
                 self.decide(auth, operation)
+            elif operation == "claim":
+                self.claim(auth, by, lease)
             else:
-                self.finish(auth, operation, agent)
+                self.finish(auth, operation, by, token)
 
-        def execute(self, auth: Auth, agent: Principal, actual: int) -> None:
-            refused = self.attempt(auth, "execute", agent, actual_amount=actual / 100)
-            if auth.status != "approved":
+        def claim(self, auth: Auth, by: Principal, lease: Optional[int]) -> None:
+            refused = self.attempt(auth, "claim", by, lease_seconds=lease)
+            if auth.status in ("executed", "settled"):
+                self.assert_invalid(refused, auth, "already_executed")
+            elif auth.status != "approved":
                 self.assert_invalid(refused, auth)
+            elif auth.claimed(clock()):
+                self.assert_invalid(refused, auth, "already_claimed")
+            else:
+                assert refused is None and auth.expires_at is not None
+                auth.claim_token = self.answer["claim_token"]
+                end = auth.expires_at if lease is None else min(clock() + lease * SECOND, auth.expires_at)
+                auth.claimed_until = end
+                auth.transitions.append(("claimed", by.key_id))
+
+        def execute(self, auth: Auth, by: Principal, actual: int, token: Optional[str]) -> None:
+            refused = self.attempt(auth, "execute", by, actual_amount=actual / 100, claim_token=token)
+            code = self.refusal_of(auth, "execute", by, token)
+            if code is not None:
+                self.assert_invalid(refused, auth, code)
             elif actual > auth.amount:
                 assert refused is not None and (refused.status, refused.code) == (409, "amount_exceeds_authorization")
             else:
                 assert refused is None
                 auth.actual = actual
-                auth.move("executed", agent.key_id)
+                auth.move("executed", by.key_id)
                 auth.business.append((auth.action, actual))
 
-        def finish(self, auth: Auth, operation: str, agent: Principal) -> None:
+        def finish(self, auth: Auth, operation: str, by: Principal, token: Optional[str]) -> None:
             """Settle or reverse."""
-            refused = self.attempt(auth, operation, agent)
-            if operation not in LEGAL.get(auth.status, ()):
-                self.assert_invalid(refused, auth)
+            token = token if operation == "reverse" else None
+            options = {"claim_token": token} if operation == "reverse" else {}
+            refused = self.attempt(auth, operation, by, **options)
+            code = self.refusal_of(auth, operation, by, token)
+            if code is not None:
+                self.assert_invalid(refused, auth, code)
                 return
             assert refused is None
             if operation == "reverse" and auth.status == "executed":
                 auth.business.append(("reversal", auth.actual))
-            auth.move("settled" if operation == "settle" else "reversed", agent.key_id)
+            auth.move(TRANSITIONS[operation].targets[0], by.key_id)
 
         def decide(self, auth: Auth, operation: str) -> None:
             """The owner approves or denies."""

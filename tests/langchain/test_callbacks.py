@@ -15,6 +15,7 @@ from langchain.agents import create_agent
 from langchain_core.tools import StructuredTool, ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, interrupt
 
 from agenitry import Agenitry
@@ -106,6 +107,40 @@ async def test_it_records_async_runs_inside_a_graph(client: Agenitry, recorded: 
         "ok",
         "call_7",
     )
+
+
+def test_a_call_of_a_tool_that_does_not_exist_is_recorded_once(
+    client: Agenitry, recorded: Recorded, model: Any
+) -> None:
+    """ToolNode answers it with an error message and fires no tool callback; the attempt is still recorded."""
+    chat = model([("order_caviar", {"grams": 50}, "call_x"), ("lookup_menu", {"dish": "uni"}, "call_m")])
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", lambda state: {"messages": [chat.invoke(state["messages"])]})
+    graph.add_node("tools", ToolNode([lookup_menu]))
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", tools_condition)
+    graph.add_edge("tools", "model")
+    graph.compile().invoke({"messages": [("user", "caviar?")]}, {"callbacks": [AgenitryCallbackHandler(client)]})
+    calls = sorted(recorded(), key=lambda call: str(call["tool_call_id"]))
+    assert [(c["tool"], c["tool_call_id"], c["outcome"]) for c in calls] == [
+        ("lookup_menu", "call_m", "ok"),
+        ("order_caviar", "call_x", "error"),
+    ]
+    unknown = calls[1]
+    assert unknown["arguments"] == {"grams": 50} and unknown["langgraph_node"] == "tools"
+    assert "order_caviar is not a valid tool" in unknown["error"]
+
+
+@pytest.mark.anyio
+async def test_a_call_of_an_unknown_tool_in_an_agent_is_recorded_once(
+    client: Agenitry, recorded: Recorded, model: Any
+) -> None:
+    agent = create_agent(model(("order_caviar", {"grams": 50}, "call_x")), tools=[lookup_menu])
+    await agent.ainvoke(
+        {"messages": [{"role": "user", "content": "caviar"}]}, {"callbacks": [AgenitryCallbackHandler(client)]}
+    )
+    [call] = recorded()
+    assert (call["tool"], call["tool_call_id"], call["outcome"]) == ("order_caviar", "call_x", "error")
 
 
 def test_a_handler_that_cannot_record_never_breaks_the_agent() -> None:

@@ -127,7 +127,7 @@ def test_pending_pauses_then_runs_once_after_the_owner_approves(
     assert client.get_authorization(authorization_id)["status"] == "settled"
     assert len(client.authorizations(agent_id=None)["authorizations"]) == 1  # re-runs did not authorize again
     outcomes = [c["outcome"] for c in recorded() if c["tool"] == "order_food"]
-    assert outcomes == ["paused", "paused", "ok"]
+    assert outcomes == ["pending", "pending", "ran"]
 
 
 def test_an_edited_call_is_a_new_request_not_the_approved_one(client: Agenitry, kitchen: Kitchen, model: Any) -> None:
@@ -167,9 +167,25 @@ def test_a_failing_tool_is_reversed_and_reported(client: Agenitry, kitchen: Kitc
     agent = agent_for(client, kitchen, model(("order_food", {"item": "salmon roll", "total": 24.5}, "call_1")))
     output = agent.invoke(ASK, CONFIG, version="v2")
     [message] = tool_messages(output)
-    assert message.status == "error" and "kitchen printer is offline" in message.content
     [authorization] = client.authorizations(agent_id=None)["authorizations"]
     assert authorization["status"] == "reversed"
+    assert message.status == "error" and message.content == (
+        "order_food failed: RuntimeError: kitchen printer is offline. "
+        f"Authorization {authorization['authorization_id']} was released; nothing was spent."
+    )
+
+
+@pytest.mark.parametrize(("total", "sent"), [(True, "the boolean true"), ("450", "the string '450'")])
+def test_an_amount_that_is_not_a_number_is_refused_unrun(
+    client: Agenitry, kitchen: Kitchen, model: Any, total: Any, sent: str
+) -> None:
+    agent = agent_for(client, kitchen, model(("order_food", {"item": "omakase", "total": total}, "call_1")))
+    [message] = tool_messages(agent.invoke(ASK, CONFIG, version="v2"))
+    assert kitchen.orders == [] and client.authorizations(agent_id=None)["authorizations"] == []
+    assert message.status == "error" and message.content == (
+        f"order_food was not run: total must be a JSON number such as 127.5, not {sent}. "
+        "Nothing was authorized; call it again with corrected arguments."
+    )
 
 
 def test_a_rerun_after_resume_neither_authorizes_nor_orders_twice(
@@ -215,7 +231,7 @@ def test_ungated_and_blocked_calls_are_all_recorded(
     assert calls == [
         ("lookup_menu", "call_1", "ok"),
         ("order_food", "call_2", "denied"),
-        ("order_food", "call_3", "ok"),
+        ("order_food", "call_3", "ran"),
     ]
     assert all(c["duration_ms"] >= 0 for c in recorded())
 

@@ -49,6 +49,22 @@ def test_every_tool_is_structured_with_a_schema(factory: Any, client: Agenitry) 
     assert schema["properties"]
 
 
+def test_authorize_names_the_action_amount_currency_and_authorization(client: Agenitry) -> None:
+    approved = create_authorize_tool(client=client).invoke({"action": "order_captured", "amount": 24.5})
+    [record] = client.authorizations(agent_id=None)["authorizations"]
+    assert approved == (
+        f"APPROVED: order_captured of 24.5 USD may go ahead (authorization {record['authorization_id']}, "
+        f"valid until {record['expires_at']})."
+    )
+
+
+@pytest.mark.parametrize("amount", [True, "450"], ids=repr)
+def test_authorize_refuses_an_amount_that_is_not_a_number(client: Agenitry, amount: Any) -> None:
+    message = as_call(create_authorize_tool(client=client), {"action": "order_captured", "amount": amount})
+    assert message.status == "error"
+    assert client.authorizations(agent_id=None)["authorizations"] == []
+
+
 def test_authorize_answers_approved_pending_and_denied(client: Agenitry) -> None:
     authorize = create_authorize_tool(client=client)
     approved = authorize.invoke({"action": "order_captured", "amount": 24.5})
@@ -118,6 +134,19 @@ def test_set_policy_with_an_admin_key_and_refused_for_an_agent_key(
     assert unchanged["max_single_amount"] == policy["max_single_amount"]
 
 
+@pytest.mark.parametrize("limit", ["450", True])
+def test_a_limit_that_is_not_a_number_is_a_tool_error_and_changes_nothing(
+    venue: Venue, live: LiveServer, request: pytest.FixtureRequest, limit: object
+) -> None:
+    venue.policy(max_single_amount=100)
+    admin = create_set_policy_tool(api_key=venue.admin_key, venue_id=venue.id, base_url=live.url)
+    request.addfinalizer(admin.metadata["agenitry_client"].close)
+    refused = as_call(admin, {"max_single_amount": limit})
+    assert refused.status == "error"
+    [unchanged] = venue.gateway.list_policies(venue.admin)["policies"]
+    assert unchanged["max_single_amount"] == 100
+
+
 def test_the_seed_arguments_reach_the_gateway_over_http(venue: Venue, live: LiveServer) -> None:
     venue.policy(max_single_amount=100)
     authorize = create_authorize_tool(
@@ -181,6 +210,18 @@ def test_gate_tool_keeps_the_tool_and_runs_it_when_approved(client: Agenitry, su
     assert record["context"]["tool"] == "order_fish"
 
 
+@pytest.mark.parametrize("total", [True, "450", -5, 12.345], ids=repr)
+def test_gate_tool_checks_the_amount_the_model_sent_not_the_schemas_coercion(
+    client: Agenitry, supplier: Supplier, total: Any
+) -> None:
+    gated = gate_tool(supplier.tool, action="order_captured", amount="total", client=client)
+    message = as_call(gated, {"pounds": 5, "total": total})
+    assert message.status == "error"
+    assert message.content.startswith("order_fish was not run: ") and "Nothing was authorized" in message.content
+    assert supplier.orders == []
+    assert client.authorizations(agent_id=None)["authorizations"] == []
+
+
 @pytest.mark.parametrize(("total", "status"), [(450, "pending"), (5000, "denied")])
 def test_gate_tool_never_runs_when_pending_or_denied(
     client: Agenitry, supplier: Supplier, total: float, status: str
@@ -197,9 +238,12 @@ def test_gate_tool_reverses_when_the_tool_fails(client: Agenitry, supplier: Supp
     supplier.down = True
     gated = gate_tool(supplier.tool, action="order_captured", amount="total", client=client)
     message = as_call(gated, {"pounds": 5, "total": 50})
-    assert message.status == "error" and "supplier API is down" in message.content
     [record] = client.authorizations(agent_id=None)["authorizations"]
     assert record["status"] == "reversed"
+    assert message.status == "error" and message.content == (
+        "order_fish failed: RuntimeError: supplier API is down. "
+        f"Authorization {record['authorization_id']} was released; nothing was spent."
+    )
 
 
 @pytest.mark.anyio

@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, TypedDict
 
@@ -71,6 +73,44 @@ def test_pending_waits_for_the_gateway_not_for_the_resume_value(client: Agenitry
     assert placed == ["omakase"]
     assert output.value["authorization"]["status"] == "settled"
     assert client.get_authorization(authorization_id)["status"] == "settled"
+
+
+def test_two_resumes_of_one_pause_place_the_order_once(client: Agenitry) -> None:
+    """A resume delivered twice at once: the claim lets one run the order, the other is told so."""
+    placed: list[str] = []
+    first_back = threading.Event()
+
+    def place(state: Order, auth: Any) -> str:
+        first_back.wait(30)  # hold the claim until the other resume has come back
+        placed.append(state["item"])
+        return "placed"
+
+    graph = StateGraph(Order)
+    graph.add_node("propose", lambda state: {"authorization": client.authorize("order_captured", state["total"])})
+    graph.add_node("approve", approval_node(client, execute=place))
+    graph.add_edge(START, "propose")
+    graph.add_edge("propose", "approve")
+    graph.add_edge("approve", END)
+    compiled = graph.compile(checkpointer=InMemorySaver())
+    [pause] = compiled.invoke({"item": "omakase", "total": 450}, CONFIG, version="v2").interrupts
+    client.approve(pause.value["authorization_id"])
+
+    def resume() -> Any:
+        try:
+            return compiled.invoke(Command(resume="ok"), CONFIG, version="v2")
+        finally:
+            first_back.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        outputs = list(pool.map(lambda _: resume(), range(2)))
+    assert placed == ["omakase"]
+    results = [output.value.get("authorization_result") for output in outputs]
+    assert sorted(results, key=str) == [None, "placed"]
+    [told] = [
+        output.value["authorization"]["message"] for output in outputs if "authorization_result" not in output.value
+    ]
+    assert told.startswith(("Already under way", "Already done"))
+    assert client.get_authorization(pause.value["authorization_id"])["status"] == "executed"
 
 
 def test_a_denial_is_reported_and_nothing_runs(client: Agenitry) -> None:

@@ -3,8 +3,8 @@
 Pinned: the authorize/log/set_policy tools answer with text a model can act on (and an
 agent key cannot set a policy); a gated tool runs its inner tool only when approved and
 executes the authorization; denied and pending are ``ToolOutput(is_error=True)`` with
-the reason or the authorization id; repeating a pending call re-reads the same
-authorization; a failing inner tool reverses it.
+the reason or the authorization id; resuming a pending call re-reads its
+authorization and runs it once; a failing inner tool reverses it.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def test_authorize_tool_answers_approved_denied_and_pending(agent: Agenitry, ven
     approved = tool.call(action="purchase_order", amount=50, reason="salmon")
     denied = tool.call(action="purchase_order", amount=900)
     pending = tool.call(action="purchase_order", amount=300)
-    assert str(approved.content).startswith("approved: authorization auth_")
-    assert str(denied.content).startswith("denied: Amount $900.00 exceeds the single-transaction limit")
-    assert "is waiting for the owner's approval" in str(pending.content)
+    assert str(approved.content).startswith("Approved: purchase_order of 50 (authorization auth_")
+    assert "Amount $900.00 exceeds the single-transaction limit" in str(denied.content)
+    assert str(denied.content).startswith("Not authorized (denied)")
+    assert str(pending.content).startswith("Waiting for the owner's approval: purchase_order of 300")
     assert sorted(statuses(venue)) == ["approved", "denied", "pending"]
 
 
@@ -60,7 +61,7 @@ def test_the_factories_take_the_seeds_arguments(venue: Venue, live: LiveServer) 
     venue.policy(max_single_amount=500)
     tool = create_authorize_tool(api_key=venue.agent_key("buyer"), venue_id=venue.id, base_url=live.url)
     try:
-        assert str(tool.call(action="purchase_order", amount=5).content).startswith("approved:")
+        assert str(tool.call(action="purchase_order", amount=5).content).startswith("Approved:")
     finally:
         tool.agenitry.close()  # type: ignore[attr-defined]
 
@@ -105,12 +106,13 @@ def test_gated_tool_runs_only_when_approved(agent: Agenitry, venue: Venue) -> No
     assert (ok.is_error, ok.content) == (False, "ordered salmon")
     denied = gated.call(item="wagyu", total=3600)
     assert denied.is_error
-    assert str(denied.content).startswith("denied: Amount $3,600.00 exceeds the single-transaction limit")
+    assert "Amount $3,600.00 exceeds the single-transaction limit" in str(denied.content)
+    assert denied.raw_output == {"status": "denied", "authorization_id": gated.last.authorization_id}
     assert supplier.orders == [("salmon", 120)]
     assert sorted(statuses(venue)) == ["denied", "executed"]
 
 
-def test_pending_repeat_reads_the_same_authorization_then_runs_once(agent: Agenitry, venue: Venue) -> None:
+def test_pending_then_resume_runs_once_and_a_second_resume_is_done(agent: Agenitry, venue: Venue) -> None:
     supplier = Supplier()
     gated = gate_tool(supplier.tool(), action="purchase_order", amount="total", client=agent)
     assert isinstance(gated, GatedTool)
@@ -120,13 +122,13 @@ def test_pending_repeat_reads_the_same_authorization_then_runs_once(agent: Ageni
     assert first.raw_output == {"status": "pending", "authorization_id": authorization_id}
     assert authorization_id in str(first.content)
     assert gated.waiting == {authorization_id: {"item": "tuna", "total": 340}}
-    again = gated.call(item="tuna", total=340)
-    assert again.raw_output["authorization_id"] == authorization_id
-    assert statuses(venue) == ["pending"]
+    assert gated.resume(authorization_id).raw_output == {"status": "pending", "authorization_id": authorization_id}
     venue.gateway.approve(venue.admin, authorization_id)
     done = gated.resume(authorization_id)
-    assert (done.is_error, done.content) == (False, "ordered tuna")
+    assert (done.is_error, done.content, done.raw_output.authorization_id) == (False, "ordered tuna", authorization_id)
     assert gated.waiting == {}
+    with pytest.raises(KeyError):
+        gated.resume(authorization_id)
     assert supplier.orders == [("tuna", 340)]
     assert statuses(venue) == ["executed"]
 
@@ -171,5 +173,5 @@ async def test_async_gating_with_the_async_client(venue: Venue, live: LiveServer
             gated.call(item="salmon", total=20)
         authorize = create_authorize_tool(client=client)
         answer = await authorize.acall(action="purchase_order", amount=900)
-        assert str(answer.content).startswith("denied:")
+        assert str(answer.content).startswith("Not authorized (denied)")
     assert calls == ["salmon"]

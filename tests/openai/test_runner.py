@@ -2,10 +2,11 @@
 
 Chat Completions messages and Responses outputs (the SDK's own types), sync and async
 clients. Pinned: outputs come back in order with the right shape and call id; a denied or
-pending spend never runs the function; the model repeating a pending call does not ask
-the owner twice, and after approval it runs once; malformed arguments, unknown tools
-and a failing tool become error outputs (a failing spend is reversed); every call is
-recorded as a ``tool_call`` event.
+pending spend never runs the function; the same call run again (same message, or a fresh
+runner after a restart) continues its authorization and spends once; an amount the model
+wrote wrong (``true``, ``"450"``) is invalid and never coerced; malformed arguments,
+unknown tools and a failing tool become error outputs (a failing spend is released);
+every call is recorded as a ``tool_call`` event.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def response(*calls: tuple[str, str, Any]) -> Response:
     )
 
 
-def runner_for(client: Any, supplier: Supplier) -> ToolRunner:
-    runner = ToolRunner(client, tools=[check_stock])
+def runner_for(client: Any, supplier: Supplier, scope: Optional[str] = None) -> ToolRunner:
+    runner = ToolRunner(client, tools=[check_stock], scope=scope)
     runner.add(supplier.order, name="order", action="purchase_order", amount="total", actual=lambda r: r["charged"])
     return runner
 
@@ -131,7 +132,7 @@ def test_chat_message_calls_run_in_order_and_answer_with_tool_messages(agent: Ag
     logged = tool_calls(venue, agent)
     assert [(c["tool"], c["outcome"], c["arguments"]) for c in logged] == [
         ("check_stock", "ok", {"item": "salmon"}),
-        ("order", "ok", {"item": "salmon", "total": 120}),
+        ("order", "ran", {"item": "salmon", "total": 120}),
     ]
 
 
@@ -139,39 +140,67 @@ def test_denied_spend_never_runs_and_the_model_reads_why(agent: Agenitry, venue:
     supplier = Supplier()
     [output] = runner_for(agent, supplier).run(message(("call_w", "order", {"item": "wagyu", "total": 3600})))
     assert output["tool_call_id"] == "call_w"
-    assert output["content"].startswith("denied: Amount $3,600.00 exceeds the single-transaction limit of $500.00")
+    assert output["content"].startswith(
+        "Not authorized (denied): Amount $3,600.00 exceeds the single-transaction limit of $500.00"
+    )
     assert supplier.orders == []
     assert [c["outcome"] for c in tool_calls(venue, agent)] == ["denied"]
 
 
-def test_pending_is_told_with_its_id_and_a_repeat_does_not_ask_the_owner_twice(agent: Agenitry, venue: Venue) -> None:
+def test_pending_names_its_authorization_and_the_same_call_run_again_continues_it(
+    agent: Agenitry, venue: Venue
+) -> None:
     supplier = Supplier()
     runner = runner_for(agent, supplier)
-    [first] = runner.run_calls(message(("call_1", "order", {"item": "tuna", "total": 340})))
+    tuna = message(("call_1", "order", {"item": "tuna", "total": 340}))
+    [first] = runner.run_calls(tuna)
     assert first.status == "pending"
     assert first.authorization_id is not None
-    assert f"authorization {first.authorization_id} is waiting for the owner's approval" in first.content
-    # The model asks again before the owner decided: the same authorization, still pending.
-    [again] = runner.run_calls(message(("call_2", "order", {"item": "tuna", "total": 340})))
+    assert f"(authorization {first.authorization_id})" in first.content
+    assert first.content.startswith("Waiting for the owner's approval: purchase_order of 340 USD")
+    # The same message run again before the owner decided: the same authorization, still pending.
+    [again] = runner.run_calls(tuna)
     assert (again.status, again.authorization_id) == ("pending", first.authorization_id)
     assert len(authorizations(venue)) == 1
     assert supplier.orders == []
 
     venue.gateway.approve(venue.admin, first.authorization_id)
-    [done] = runner.run_calls(message(("call_3", "order", {"item": "tuna", "total": 340})))
+    [done] = runner.run_calls(tuna)
     assert (done.status, done.authorization_id) == ("approved", first.authorization_id)
-    assert done.message() == {"role": "tool", "tool_call_id": "call_3", "content": done.content}
-    # resume() after it ran answers with the same result and never runs it again.
-    assert runner.resume(first.authorization_id).content == done.content
+    assert done.message() == {"role": "tool", "tool_call_id": "call_1", "content": done.content}
+    [repeated] = runner.run_calls(tuna)
+    assert (repeated.status, repeated.authorization_id) == ("done", first.authorization_id)
+    assert repeated.content.startswith(
+        f"Already done: this call was carried out under authorization {done.authorization_id}"
+    )
     assert supplier.orders == [("tuna", 340)]
     assert [a["status"] for a in authorizations(venue)] == ["executed"]
+    # Another call id is another call: the owner decides it.
+    [other] = runner.run_calls(message(("call_2", "order", {"item": "tuna", "total": 340})))
+    assert other.status == "pending" and other.authorization_id != first.authorization_id
+
+
+def test_the_same_assistant_message_run_again_spends_once(agent: Agenitry, venue: Venue) -> None:
+    supplier = Supplier()
+    runner = runner_for(agent, supplier)
+    salmon = message(("call_s", "order", {"item": "salmon", "total": 120}))
+    [ran] = runner.run_calls(salmon)
+    [again] = runner.run_calls(salmon)
+    assert (ran.status, again.status) == ("approved", "done")
+    assert again.authorization_id == ran.authorization_id
+    assert f"authorization {ran.authorization_id}" in again.content
+    assert "it is not repeated" in again.content
+    assert supplier.orders == [("salmon", 120)]
+    assert [a["status"] for a in authorizations(venue)] == ["executed"]
+    assert [c["outcome"] for c in tool_calls(venue, agent)] == ["ran", "already_done"]
 
 
 def test_resume_runs_a_pending_call_once_the_owner_approved(agent: Agenitry, venue: Venue) -> None:
     supplier = Supplier()
     runner = runner_for(agent, supplier)
     [pending] = runner.run_calls(message(("call_1", "order", {"item": "tuna", "total": 340})))
-    assert pending.authorization_id in runner.pending
+    assert pending.authorization_id is not None
+    assert runner.pending[pending.authorization_id].id == "call_1"
     assert runner.resume(pending.authorization_id).status == "pending"
     venue.gateway.approve(venue.admin, pending.authorization_id)
     resumed = runner.resume(pending.authorization_id)
@@ -180,31 +209,87 @@ def test_resume_runs_a_pending_call_once_the_owner_approved(agent: Agenitry, ven
     assert runner.pending == {}
     assert supplier.orders == [("tuna", 340)]
     with pytest.raises(KeyError):
+        runner.resume(pending.authorization_id)  # no longer pending: run the call again to read its outcome
+    with pytest.raises(KeyError):
         runner.resume("auth_unknown")
 
 
+def test_a_restarted_runner_continues_the_same_call_on_its_authorization(venue: Venue, live: LiveServer) -> None:
+    """A new process: a fresh client and runner with the same scope run the call the conversation holds."""
+    venue.policy(max_single_amount=500, require_approval_above=200)
+    supplier = Supplier()
+    tuna = message(("call_1", "order", {"item": "tuna", "total": 340}))
+    with Agenitry(venue.agent_key("buyer"), venue.id, base_url=live.url, max_retries=0) as before:
+        [pending] = runner_for(before, supplier, scope="conversation-7").run_calls(tuna)
+    assert pending.status == "pending"
+    venue.gateway.approve(venue.admin, pending.authorization_id)
+
+    with Agenitry(venue.agent_key("buyer"), venue.id, base_url=live.url, max_retries=0) as after:
+        runner = runner_for(after, supplier, scope="conversation-7")
+        [resumed] = runner.run_calls(tuna)
+        [again] = runner.run_calls(tuna)
+        # The same call id in another conversation is another call.
+        [elsewhere] = runner_for(after, supplier, scope="conversation-8").run_calls(tuna)
+    assert (resumed.status, resumed.authorization_id) == ("approved", pending.authorization_id)
+    assert (again.status, again.authorization_id) == ("done", pending.authorization_id)
+    assert elsewhere.status == "pending" and elsewhere.authorization_id != pending.authorization_id
+    assert supplier.orders == [("tuna", 340)]
+
+
+@pytest.mark.parametrize("total", [True, "450", None, -5, 1.005], ids=repr)
+def test_an_amount_the_model_wrote_wrong_is_invalid_and_never_coerced(
+    agent: Agenitry, venue: Venue, total: Any
+) -> None:
+    supplier = Supplier()
+    [result] = runner_for(agent, supplier).run_calls(message(("call_x", "order", {"item": "salmon", "total": total})))
+    assert result.status == "invalid"
+    assert result.content.startswith("order was not run: ")
+    assert result.content.endswith("Nothing was authorized; call it again with corrected arguments.")
+    assert supplier.orders == []
+    assert authorizations(venue) == []
+    assert [c["outcome"] for c in tool_calls(venue, agent)] == ["invalid"]
+
+
+def test_a_wrong_type_is_an_error_and_never_coerced(agent: Agenitry) -> None:
+    weighed: list[int] = []
+
+    def weigh(pounds: int) -> int:
+        """Weigh the delivery."""
+        weighed.append(pounds)
+        return pounds
+
+    [result] = ToolRunner(agent, tools=[weigh]).run_calls(message(("call_w", "weigh", {"pounds": "5"})))
+    assert (result.status, result.content) == (
+        "error",
+        "error: invalid arguments for weigh: pounds: Input should be a valid integer. "
+        "Call it again with corrected arguments.",
+    )
+    assert weighed == []
+
+
 @pytest.mark.parametrize(
-    ("arguments", "expected"),
+    ("arguments", "status", "expected"),
     [
-        ('{"item": "salmon", "total": ', "are not valid JSON"),
-        ('["salmon", 12]', "must be a JSON object"),
-        ({"item": "salmon", "total": "a lot"}, "total: Input should be a valid number"),
-        ({"item": "salmon"}, "total: Field required"),
-        ({"item": "salmon", "total": 12, "approved": True}, "approved: Extra inputs are not permitted"),
+        ('{"item": "salmon", "total": ', "error", "are not valid JSON"),
+        ('["salmon", 12]', "error", "must be a JSON object"),
+        ({"item": "salmon", "total": "a lot"}, "invalid", "total must be a JSON number such as 127.5"),
+        ({"item": "salmon"}, "invalid", "order was called without its amount argument 'total'"),
+        ({"item": 12, "total": 12}, "error", "item: Input should be a valid string"),
+        ({"item": "salmon", "total": 12, "approved": True}, "error", "approved: Extra inputs are not permitted"),
     ],
-    ids=["truncated-json", "not-an-object", "wrong-type", "missing", "extra-field"],
+    ids=["truncated-json", "not-an-object", "wrong-amount", "missing-amount", "wrong-type", "extra-field"],
 )
 def test_malformed_arguments_become_an_error_the_model_can_correct(
-    agent: Agenitry, venue: Venue, arguments: Any, expected: str
+    agent: Agenitry, venue: Venue, arguments: Any, status: str, expected: str
 ) -> None:
     supplier = Supplier()
     [result] = runner_for(agent, supplier).run_calls(message(("call_x", "order", arguments)))
-    assert result.status == "error"
+    assert result.status == status
     assert expected in result.content
     assert "again" in result.content
     assert supplier.orders == []
     assert authorizations(venue) == []
-    assert [c["outcome"] for c in tool_calls(venue, agent)] == ["error"]
+    assert [c["outcome"] for c in tool_calls(venue, agent)] == [status]
 
 
 def test_an_unknown_tool_is_an_error_output(agent: Agenitry) -> None:
@@ -212,11 +297,11 @@ def test_an_unknown_tool_is_an_error_output(agent: Agenitry) -> None:
     assert output["content"] == "error: there is no tool named 'refund' (tools: check_stock, order)."
 
 
-def test_a_failing_spending_tool_is_reversed_and_reported(agent: Agenitry, venue: Venue) -> None:
+def test_a_failing_spending_tool_is_released_and_reported(agent: Agenitry, venue: Venue) -> None:
     [result] = runner_for(agent, Supplier()).run_calls(message(("call_f", "order", {"item": "broken", "total": 50})))
     assert result.status == "error"
-    assert "RuntimeError: supplier API is down" in result.content
-    assert "reversed" in result.content
+    assert result.content.startswith("order failed: RuntimeError: supplier API is down.")
+    assert f"Authorization {result.authorization_id} was released; nothing was spent." in result.content
     assert [a["status"] for a in authorizations(venue)] == ["reversed"]
 
 
@@ -228,7 +313,8 @@ def test_an_unreachable_gateway_is_an_error_and_nothing_runs(venue: Venue) -> No
     with pytest.warns(EventsDroppedWarning):
         offline.close(timeout=0.5)
     assert result.status == "error"
-    assert "could not ask the spending policy" in result.content
+    assert result.content.startswith("order was not run: the spending gateway could not be reached")
+    assert result.content.endswith("Nothing was spent.")
     assert supplier.orders == []
 
 
@@ -254,7 +340,8 @@ async def test_responses_output_runs_async_with_the_async_client(venue: Venue, l
         )
         assert outputs[0] == {"type": "function_call_output", "call_id": "call_1", "output": "4"}
         assert outputs[1] == {"type": "function_call_output", "call_id": "call_2", "output": "ordered salmon"}
-        assert outputs[2]["call_id"] == "call_3" and outputs[2]["output"].startswith("pending: authorization auth_")
+        assert outputs[2]["call_id"] == "call_3"
+        assert outputs[2]["output"].startswith("Waiting for the owner's approval: purchase_order of 340 USD")
         with pytest.raises(TypeError, match="arun"):
             runner.run(response(("call_4", "check_stock", {"item": "salmon"})))
         [pending_id] = list(runner.pending)
@@ -290,7 +377,9 @@ def test_agenitry_tools_answer_the_model(venue: Venue, live: LiveServer) -> None
             )
         )
         assert policy.content.endswith("set for the whole venue.")
-        assert first.content.startswith("denied: Amount $150.00 exceeds the single-transaction limit of $100.00")
+        assert first.content.startswith(
+            "Not authorized (denied): Amount $150.00 exceeds the single-transaction limit of $100.00"
+        )
         assert logged.content.startswith("logged: event evt_")
         admin.flush()
     [item] = venue.gateway.list_events(venue.admin, venue.id, action="item_86d")["events"]

@@ -227,6 +227,10 @@ def run_workload(api: Api, threads: int, each: int) -> Tally:
             auth_id, plan = body["authorization_id"], rng.choice(PLANS)
             if plan == "keep":
                 continue
+            if plan == "reverse":
+                # The agent releases an approval it will not use: nothing was spent.
+                expected_step(tally, "reverse", api.step(agent, auth_id, "reverse"))
+                continue
             actual = cents if plan == "settle" else rng.randint(0, cents)
             if not expected_step(
                 tally, "execute", api.step(agent, auth_id, "execute", {"actual_amount": actual / 100})
@@ -234,8 +238,9 @@ def run_workload(api: Api, threads: int, each: int) -> Tally:
                 continue
             if plan == "settle":
                 expected_step(tally, "settle", api.step(agent, auth_id, "settle"))
-            elif plan != "less":
-                expected_step(tally, "reverse", api.step(agent, auth_id, "reverse"))
+            elif plan == "less-then-reverse":
+                # Only the owner refunds what was spent; an agent cannot give budget back.
+                expected_step(tally, "reverse", api.owner(auth_id, "reverse"))
 
     def owner_thread() -> None:
         # In turn: approve, deny, approve, leave to expire.

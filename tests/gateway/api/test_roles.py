@@ -126,6 +126,13 @@ ROUTES = [
     Route("GET", "/v1/authorize", lambda s, a: Call("GET", "/v1/authorize")),
     Route(
         "POST",
+        "/v1/authorize/{authorization_id}/claim",
+        lambda s, a: Call("POST", f"/v1/authorize/{s.approved(a)}/claim", {"lease_seconds": 30}),
+        for_agent=True,
+        scoped=True,
+    ),
+    Route(
+        "POST",
         "/v1/authorize/{authorization_id}/execute",
         lambda s, a: Call("POST", f"/v1/authorize/{s.approved(a)}/execute", {"actual_amount": 8}),
         for_agent=True,

@@ -5,7 +5,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 # distributions and are never imported from here.
 
 from agenitry._async_client import AsyncAgenitry
-from agenitry._base import NOT_GIVEN, NotGiven
+from agenitry._base import NO_LIMIT, NOT_GIVEN, NoLimit, NotGiven
 from agenitry._canonical import canonical_json, leaf_hash
 from agenitry._client import Agenitry, create_agenitry
 from agenitry._delivery import DeliveryStats
@@ -27,23 +27,46 @@ from agenitry._exceptions import (
     UnprocessableEntityError,
 )
 from agenitry._gating import Spend
+from agenitry._lifecycle import (
+    AUTHORIZATION_STATUSES,
+    HOLDING_STATUSES,
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    AuthorizationStatus,
+    Step,
+    Transition,
+)
+from agenitry._money import CURRENCIES, MAX_AMOUNT, InvalidAmount, check_amount, currency_exponent
 from agenitry._types import (
     ACTION_PATTERN,
     CANONICAL_ACTIONS,
     DEFAULT_DIRECTIONS,
-    AuthorizationStatus,
+    DIRECTIONS,
+    RESERVED_ACTION_PREFIXES,
+    RESERVED_ACTIONS,
     EventAction,
     EventDirection,
     StatsPeriod,
+    is_reserved_action,
 )
 from agenitry._verify import VerificationResult, verify_event
 from agenitry._version import __version__
 
 __all__ = [
     "ACTION_PATTERN",
+    "AUTHORIZATION_STATUSES",
     "CANONICAL_ACTIONS",
+    "CURRENCIES",
     "DEFAULT_DIRECTIONS",
+    "DIRECTIONS",
+    "HOLDING_STATUSES",
+    "MAX_AMOUNT",
     "NOT_GIVEN",
+    "NO_LIMIT",
+    "RESERVED_ACTIONS",
+    "RESERVED_ACTION_PREFIXES",
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -59,7 +82,9 @@ __all__ = [
     "EventAction",
     "EventDirection",
     "EventsDroppedWarning",
+    "InvalidAmount",
     "InternalServerError",
+    "NoLimit",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
@@ -67,11 +92,16 @@ __all__ = [
     "Spend",
     "SpendDenied",
     "StatsPeriod",
+    "Step",
+    "Transition",
     "UnprocessableEntityError",
     "VerificationResult",
     "__version__",
     "canonical_json",
+    "check_amount",
     "create_agenitry",
+    "currency_exponent",
+    "is_reserved_action",
     "leaf_hash",
     "verify_event",
 ]

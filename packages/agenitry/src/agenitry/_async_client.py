@@ -19,6 +19,7 @@ from agenitry._base import (
     NOT_GIVEN,
     Answer,
     BaseClient,
+    NoLimit,
     NotGiven,
     RequestSpec,
     adrive,
@@ -196,18 +197,32 @@ class AsyncAgenitry(BaseClient):
             self._authorize_spec(action, amount, agent_id, currency, context, reason, idempotency_key)
         )
 
-    async def execute(
-        self, authorization_id: str, *, actual_amount: Optional[float] = None, context: Optional[dict[str, Any]] = None
+    async def claim(
+        self, authorization_id: str, *, lease_seconds: Optional[int] = None, idempotency_key: Optional[str] = None
     ) -> Answer:
         return await self._request(
-            self._step_spec(authorization_id, "execute", actual_amount=actual_amount, context=context)
+            self._step_spec(authorization_id, "claim", idempotency_key, lease_seconds=lease_seconds)
+        )
+
+    async def execute(
+        self,
+        authorization_id: str,
+        *,
+        actual_amount: Optional[float] = None,
+        context: Optional[dict[str, Any]] = None,
+        claim_token: Optional[str] = None,
+    ) -> Answer:
+        return await self._request(
+            self._step_spec(
+                authorization_id, "execute", actual_amount=actual_amount, context=context, claim_token=claim_token
+            )
         )
 
     async def settle(self, authorization_id: str, *, context: Optional[dict[str, Any]] = None) -> Answer:
         return await self._request(self._step_spec(authorization_id, "settle", context=context))
 
-    async def reverse(self, authorization_id: str) -> Answer:
-        return await self._request(self._step_spec(authorization_id, "reverse"))
+    async def reverse(self, authorization_id: str, *, claim_token: Optional[str] = None) -> Answer:
+        return await self._request(self._step_spec(authorization_id, "reverse", claim_token=claim_token))
 
     async def approve(self, authorization_id: str, *, note: Optional[str] = None) -> Answer:
         return await self._request(self._step_spec(authorization_id, "approve", note=note))
@@ -243,11 +258,11 @@ class AsyncAgenitry(BaseClient):
         self,
         *,
         agent_id: Union[str, NotGiven, None] = NOT_GIVEN,
-        max_single_amount: Optional[float] = None,
-        max_daily_spend: Optional[float] = None,
-        max_monthly_spend: Optional[float] = None,
-        require_approval_above: Optional[float] = None,
-        allowed_actions: Optional[list[str]] = None,
+        max_single_amount: Union[float, NoLimit, None] = None,
+        max_daily_spend: Union[float, NoLimit, None] = None,
+        max_monthly_spend: Union[float, NoLimit, None] = None,
+        require_approval_above: Union[float, NoLimit, None] = None,
+        allowed_actions: Union[list[str], NoLimit, None] = None,
     ) -> Answer:
         limits = {
             "max_single_amount": max_single_amount,

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlencode
 from agenitry._config import MAX_RETRY_AFTER, MAX_RETRY_DELAY, ClientConfig
 from agenitry._exceptions import AgenitryError, APIConnectionError, APIStatusError, status_error
 from agenitry._http import AsyncTransport, Request, Response, Transport
-from agenitry._types import ACTION_PATTERN, DIRECTIONS
+from agenitry._types import ACTION_PATTERN, DIRECTIONS, is_reserved_action
 from agenitry._verify import Keys, VerificationResult, verify_event
 from agenitry._version import __version__
 
@@ -70,6 +70,22 @@ class NotGiven:
 
 
 NOT_GIVEN = NotGiven()
+
+
+class NoLimit:
+    """Removes a limit in ``set_policy`` (the gateway gets ``null``).
+
+    A limit left at ``None``, the default, is not sent, so the gateway keeps the stored
+    one: a limit left out never loosens a policy, and only this deliberate value does.
+
+    >>> agent.set_policy(agent_id="voice-agent", max_daily_spend=NO_LIMIT)  # doctest: +SKIP
+    """
+
+    def __repr__(self) -> str:
+        return "NO_LIMIT"
+
+
+NO_LIMIT = NoLimit()
 
 
 @dataclass(frozen=True)
@@ -281,6 +297,8 @@ def _check_event(
     """Refuse at once, on the caller's thread, an event the gateway would refuse later in the background."""
     if not isinstance(action, str) or not ACTION_PATTERN.match(action):
         raise ValueError(f"action must be a lower-case name such as 'order_captured', got {action!r}")
+    if is_reserved_action(action):
+        raise ValueError(f"action {action!r} is written by the gateway itself; choose another name")
     if amount is not None and (
         isinstance(amount, bool)
         or not isinstance(amount, (int, float, Decimal))
@@ -485,9 +503,12 @@ class BaseClient:
         }
         return RequestSpec("POST", "/v1/authorize", json=body, idempotency_key=idempotency_key)
 
-    def _step_spec(self, authorization_id: str, step: str, **fields: Any) -> RequestSpec:
+    def _step_spec(
+        self, authorization_id: str, step: str, idempotency_key: Optional[str] = None, **fields: Any
+    ) -> RequestSpec:
+        """One lifecycle step; fields left None are not sent, so a step without them sends ``{}``."""
         path = f"/v1/authorize/{quote(authorization_id, safe='')}/{step}"
-        return RequestSpec("POST", path, json=_compact(fields))
+        return RequestSpec("POST", path, json=_compact(fields), idempotency_key=idempotency_key)
 
     def _authorizations_spec(
         self,
@@ -524,7 +545,10 @@ class BaseClient:
         return RequestSpec("GET", f"/v1/authorize/{quote(authorization_id, safe='')}")
 
     def _set_policy_spec(self, agent_id: Union[str, NotGiven, None], limits: Mapping[str, Any]) -> RequestSpec:
-        return RequestSpec("PUT", "/v1/policies", json=_compact({"agent_id": self._agent_filter(agent_id), **limits}))
+        # None is left out (the gateway keeps that limit); NO_LIMIT is sent as null (it removes it).
+        sent = _compact({"agent_id": self._agent_filter(agent_id), **limits})
+        body = {name: None if isinstance(value, NoLimit) else value for name, value in sent.items()}
+        return RequestSpec("PUT", "/v1/policies", json=body)
 
     def _get_policies_spec(self) -> RequestSpec:
         return RequestSpec("GET", "/v1/policies")

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from agenitry import _gating
-from agenitry._base import NOT_GIVEN, Answer, BaseClient, NotGiven, RequestSpec, drive, send_blocking
+from agenitry._base import NOT_GIVEN, Answer, BaseClient, NoLimit, NotGiven, RequestSpec, drive, send_blocking
 from agenitry._config import (
     DEFAULT_EXIT_TIMEOUT,
     DEFAULT_MAX_QUEUE,
@@ -188,19 +188,41 @@ class Agenitry(BaseClient):
         """Ask before spending: ``{"approved", "status": approved | denied | pending, "authorization_id", ...}``."""
         return self._request(self._authorize_spec(action, amount, agent_id, currency, context, reason, idempotency_key))
 
-    def execute(
-        self, authorization_id: str, *, actual_amount: Optional[float] = None, context: Optional[dict[str, Any]] = None
+    def claim(
+        self, authorization_id: str, *, lease_seconds: Optional[int] = None, idempotency_key: Optional[str] = None
     ) -> Answer:
-        """Mark an approved authorization as carried out (for ``actual_amount`` if less)."""
-        return self._request(self._step_spec(authorization_id, "execute", actual_amount=actual_amount, context=context))
+        """Become the one caller that may execute an approved authorization, for ``lease_seconds``
+        (at most, and by default, its execute window): ``{"claim_token", "claimed_until", ...}``.
+
+        A second claim raises :class:`ConflictError` (``error_code`` ``already_claimed``, or
+        ``already_executed`` once it ran): its call runs once.
+        """
+        return self._request(self._step_spec(authorization_id, "claim", idempotency_key, lease_seconds=lease_seconds))
+
+    def execute(
+        self,
+        authorization_id: str,
+        *,
+        actual_amount: Optional[float] = None,
+        context: Optional[dict[str, Any]] = None,
+        claim_token: Optional[str] = None,
+    ) -> Answer:
+        """Mark an approved authorization as carried out (for ``actual_amount`` if less); a
+        claimed one needs its ``claim_token``."""
+        return self._request(
+            self._step_spec(
+                authorization_id, "execute", actual_amount=actual_amount, context=context, claim_token=claim_token
+            )
+        )
 
     def settle(self, authorization_id: str, *, context: Optional[dict[str, Any]] = None) -> Answer:
         """Close an executed authorization once payment is confirmed."""
         return self._request(self._step_spec(authorization_id, "settle", context=context))
 
-    def reverse(self, authorization_id: str) -> Answer:
-        """Cancel an approved or executed authorization."""
-        return self._request(self._step_spec(authorization_id, "reverse"))
+    def reverse(self, authorization_id: str, *, claim_token: Optional[str] = None) -> Answer:
+        """Cancel an approved authorization (a claimed one with its ``claim_token``), giving its
+        hold back; an executed one only with an admin key (the owner's refund)."""
+        return self._request(self._step_spec(authorization_id, "reverse", claim_token=claim_token))
 
     def approve(self, authorization_id: str, *, note: Optional[str] = None) -> Answer:
         """Approve a pending authorization (admin keys only)."""
@@ -247,13 +269,19 @@ class Agenitry(BaseClient):
         self,
         *,
         agent_id: Union[str, NotGiven, None] = NOT_GIVEN,
-        max_single_amount: Optional[float] = None,
-        max_daily_spend: Optional[float] = None,
-        max_monthly_spend: Optional[float] = None,
-        require_approval_above: Optional[float] = None,
-        allowed_actions: Optional[list[str]] = None,
+        max_single_amount: Union[float, NoLimit, None] = None,
+        max_daily_spend: Union[float, NoLimit, None] = None,
+        max_monthly_spend: Union[float, NoLimit, None] = None,
+        require_approval_above: Union[float, NoLimit, None] = None,
+        allowed_actions: Union[list[str], NoLimit, None] = None,
     ) -> Answer:
-        """Replace the policy of one agent (``agent_id=None``: the venue-wide one); limits left out are unlimited."""
+        """Create or update the policy of one agent (``agent_id=None``: the venue-wide one).
+
+        A limit given replaces the stored one; a limit left at None keeps it (none on
+        create); :data:`NO_LIMIT` removes it.
+
+        >>> agent.set_policy(agent_id="voice-agent", max_single_amount=500, max_daily_spend=NO_LIMIT)  # doctest: +SKIP
+        """
         limits = {
             "max_single_amount": max_single_amount,
             "max_daily_spend": max_daily_spend,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import secrets
 
@@ -26,6 +27,11 @@ def new_id(prefix: str) -> str:
 def new_api_key() -> str:
     """A new API key: ``ag_`` and 32 random bytes (256 bits), URL-safe."""
     return "ag_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def digest(secret: str) -> str:
+    """The SHA-256 (hex) a secret is stored as: API keys and claim tokens are shown once, never kept."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 #: Ids that a client makes for its own events (so a re-sent event is stored once).

@@ -1,6 +1,6 @@
 """What ``agenitry verify`` and ``agenitry export`` do, apart from parsing their options.
 
-Every check is the core package's (:mod:`agenitry._verify`); this module only fetches
+Every check is the core package's (:mod:`agenitry.transparency`); this module only fetches
 documents, reads files and prints verdicts.
 """
 
@@ -14,9 +14,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from agenitry._tlog import PROOF_HEADER, LogFormatError, TrustedKey
-from agenitry._verify import LogReport, VerificationResult, verify_event, verify_log, verify_proof
 from agenitry.gateway.service.audit import EXPORT_FORMAT
+from agenitry.transparency import (
+    PROOF_HEADER,
+    LogFormatError,
+    LogReport,
+    TrustedKey,
+    VerificationResult,
+    verify_event,
+    verify_log,
+    verify_proof,
+)
 
 Echo = Callable[[str], None]
 

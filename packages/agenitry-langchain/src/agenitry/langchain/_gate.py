@@ -1,47 +1,56 @@
 """Gate and record one tool call of a LangChain/LangGraph agent: the part the middleware and ToolNode share.
 
-A spending call goes through the core client's ``spend`` (authorize, run, execute or
-reverse); this module only translates its answers for the framework: denied → a
-``ToolMessage`` with status error and the reason; pending → ``interrupt()`` carrying the
-authorization; after a resume the call starts again from the top, and the decision is
-the authorization as the gateway has it *now* — the resume value is never read.
+A spending call goes through core's gated call (``agenitry.integration.run_gated``:
+check the amount, authorize, claim, run, execute or release, record); this module only
+translates: a ``ToolCallRequest`` → a :class:`~agenitry.integration.GatedCall`, and the
+outcome → a ``ToolMessage`` (status error for what the model should read as one) or, for
+``pending``, ``interrupt()`` carrying the authorization.
 
-Re-runs are idempotent: the authorize request carries an Idempotency-Key made from the
-thread and the tool_call_id, so a node that runs again (after a resume, after a restart
-in another process) gets the same authorization back, and an authorization already
-executed is not run a second time.
+After a resume LangGraph runs the node again from the top. The call's Idempotency-Key
+(:func:`~agenitry.integration.call_key` over the thread, the tool_call_id, the tool and
+its arguments) brings back the same authorization, read as the gateway has it *now*; the
+resume value is never read. The claim makes a second run of an approved call answer
+``in_progress`` or ``already_done`` instead of running its side effect again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import logging
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 from langchain_core.messages import ToolMessage
+from langchain_core.tools import ToolException
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
-from agenitry import AgenitryError, ApprovalRequired, SpendDenied
-from agenitry._gating import AmountSpec, logger, record_tool_call, resolve_amount, summarize_arguments
+from agenitry.integration import (
+    AmountSpec,
+    Authorization,
+    GatedCall,
+    GateOutcome,
+    arun_gated,
+    call_key,
+    record_tool_call,
+    run_gated,
+)
 
+logger = logging.getLogger("agenitry")
 Result = Union[ToolMessage, Command[Any]]
 M = TypeVar("M")
 #: What a pause hands the human (``Interrupt.value``): enough to find and decide the authorization.
 INTERRUPT_TYPE = "agenitry_approval"
-#: Statuses that mean the side effect already happened under this authorization.
-DONE = ("executed", "settled")
 
 
 @dataclass(frozen=True)
 class Gate:
     """Which spend a tool is: its action and where its amount comes from.
 
-    ``amount``: an argument's name, a function of the arguments (a dict), or a number.
+    ``amount``: an argument's name, a function of the arguments (a dict), or a number; the
+    value the model wrote must be a JSON number (``"450"`` or ``true`` is refused unrun).
     ``actual``: maps the tool's result (a ToolMessage) to the amount really spent.
     """
 
@@ -51,8 +60,32 @@ class Gate:
     actual: Optional[Callable[[Any], Any]] = None
     currency: Optional[str] = None
 
-    def amount_of(self, args: Mapping[str, Any], tool: str = "the tool") -> Any:
-        return resolve_amount(self.amount, args, tool)
+    def request(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        agent_id: Optional[str] = None,
+        key: Optional[str] = None,
+        record: bool = True,
+        context: Optional[Mapping[str, Any]] = None,
+        extra: Optional[Mapping[str, Any]] = None,
+    ) -> GatedCall:
+        """The gated call of one invocation of ``tool`` with the model's ``arguments``, as sent."""
+        return GatedCall(
+            self.action,
+            self.amount,
+            arguments,
+            tool=tool,
+            currency=self.currency,
+            agent_id=agent_id,
+            context=context,
+            settle=self.settle,
+            key=key,
+            actual=self.actual,
+            record=record,
+            extra=extra or {},
+        )
 
 
 Gates = Mapping[str, Union[Gate, Mapping[str, Any]]]
@@ -63,93 +96,49 @@ def as_gates(spending: Optional[Gates]) -> dict[str, Gate]:
     return {name: gate if isinstance(gate, Gate) else Gate(**gate) for name, gate in (spending or {}).items()}
 
 
-def idempotency_key(
-    config: Optional[Mapping[str, Any]], tool_call_id: Optional[str], args: Optional[Mapping[str, Any]] = None
-) -> Optional[str]:
-    """One key per (thread, tool call, arguments); None without a thread, where nothing can resume anyway.
-
-    The arguments are part of it so that an edited call (same id, other amount) is a new
-    request for the gateway to decide, never a replay of the original's approval.
-    """
-    configurable = (config or {}).get("configurable") or {}
-    thread_id = configurable.get("thread_id")
-    if thread_id is None or not tool_call_id:
-        return None
-    arguments = json.dumps(dict(args or {}), sort_keys=True, default=str, separators=(",", ":"))
-    digest = hashlib.sha256(f"{thread_id}\x00{tool_call_id}\x00{arguments}".encode()).hexdigest()
-    return f"agenitry-lc-{digest[:48]}"
-
-
-class _ToolFailed(Exception):
-    """The tool answered with an error message: the spend must be reversed."""
-
-    def __init__(self, message: ToolMessage) -> None:
-        super().__init__(message.content)
-        self.message = message
-
-
-def _error(call: Mapping[str, Any], text: str, status: str, authorization_id: Optional[str] = None) -> ToolMessage:
-    message = ToolMessage(content=text, tool_call_id=call.get("id") or "", name=call.get("name"), status="error")
-    return _mark(message, status, authorization_id)
-
-
-def _mark(message: M, status: str, authorization_id: Optional[str]) -> M:
+def mark(message: M, outcome: str, authorization_id: Optional[str]) -> M:
     """What the gate decided, for code (never sent to the model): ``response_metadata["agenitry"]``."""
     if isinstance(message, ToolMessage):
         message.response_metadata = {
             **message.response_metadata,
-            "agenitry": {"status": status, "authorization_id": authorization_id},
+            "agenitry": {"status": outcome, "authorization_id": authorization_id},
         }
     return message
 
 
-def _amount_text(record: Mapping[str, Any]) -> str:
-    amount = record.get("amount")
-    currency = record.get("currency") or ""
-    return f"{amount} {currency}".strip()
+def checked(result: Any) -> Any:
+    """The tool's answer, or :class:`ToolException` when it answered an error (so its spend is released)."""
+    if isinstance(result, ToolMessage) and result.status == "error":
+        raise ToolException(result.text)
+    return result
 
 
-def pending_text(record: Mapping[str, Any]) -> str:
-    return (
-        f"Waiting for the owner's approval: {record.get('action')} of {_amount_text(record)} "
-        f"(authorization {record.get('authorization_id') or record.get('id')}). Nothing was done yet."
-    )
-
-
-def denied_text(record: Mapping[str, Any]) -> str:
-    status = record.get("status") or "denied"
-    reason = record.get("denial_reason") or record.get("message")
-    ident = record.get("authorization_id") or record.get("id")
-    why = f": {reason}" if reason else ""
-    return f"Not authorized ({status}){why}. Nothing was done (authorization {ident}). Do not retry this spend."
-
-
-def done_text(record: Mapping[str, Any]) -> str:
-    ident = record.get("authorization_id") or record.get("id")
-    return (
-        f"Already done: this call was carried out under authorization {ident} ({record.get('status')}); not repeated."
-    )
-
-
-def failed_text(name: str, error: Union[BaseException, str], authorization_id: Optional[str]) -> str:
-    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return f"{name} failed: {text}. The authorization {authorization_id} was reversed; nothing was spent."
-
-
-def interrupt_value(record: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:
+def interrupt_value(authorization: Authorization, message: str, call: Mapping[str, Any]) -> dict[str, Any]:
+    """The pause's payload: the pending authorization and the call it holds back."""
     return {
         "type": INTERRUPT_TYPE,
-        "authorization_id": record.get("authorization_id") or record.get("id"),
-        "status": record.get("status"),
-        "action": record.get("action"),
-        "amount": record.get("amount"),
-        "currency": record.get("currency"),
-        "expires_at": record.get("expires_at"),
+        "authorization_id": authorization.id,
+        "status": authorization.status,
+        "action": authorization.action,
+        "amount": authorization.raw.get("amount"),
+        "currency": authorization.currency,
+        "expires_at": authorization.expires_at,
         "tool": call.get("name"),
         "tool_call_id": call.get("id"),
         "args": dict(call.get("args") or {}),
-        "message": pending_text(record),
+        "message": message,
     }
+
+
+def pause_graph(value: dict[str, Any]) -> NoReturn:
+    """Pause the graph on a call the gateway has just said is pending.
+
+    On a re-run after a resume, the ``interrupt()`` calls already answered return their
+    resume values, which are stale: the gateway was read after them. So the loop goes on
+    until the first unanswered ``interrupt()``, which raises ``GraphInterrupt``.
+    """
+    while True:
+        interrupt(value)
 
 
 class ToolCallGate:
@@ -175,9 +164,79 @@ class ToolCallGate:
         self.agent_id = agent_id
         self._flights: dict[str, list[asyncio.Event]] = {}
 
-    # -- recording ----------------------------------------------------------------------------
+    def _request(self, gate: Gate, request: Any) -> GatedCall:
+        call = request.tool_call
+        configurable = (getattr(request.runtime, "config", None) or {}).get("configurable") or {}
+        name, arguments = str(call.get("name")), dict(call.get("args") or {})
+        return gate.request(
+            name,
+            arguments,
+            agent_id=self.agent_id,
+            # Without a thread nothing can resume the call, so nothing may repeat it either.
+            key=call_key(configurable["thread_id"], call.get("id"), name, arguments)
+            if configurable.get("thread_id") is not None
+            else None,
+            record=self.log_calls,
+            context={"tool_call_id": call.get("id")},
+            extra={"tool_call_id": call.get("id")},
+        )
 
-    def record(self, call: Mapping[str, Any], started: float, outcome: str, error: Any = None, **extra: Any) -> None:
+    def _answer(self, call: Mapping[str, Any], outcome: GateOutcome) -> Result:
+        """The outcome as the framework's answer; ``pending`` pauses the graph (unless ``pause=False``)."""
+        if outcome.kind == "pending" and self.pause and outcome.authorization is not None:
+            pause_graph(interrupt_value(outcome.authorization, outcome.message, call))
+        if isinstance(outcome.error, GraphBubbleUp):  # the tool itself paused or handed control up
+            raise outcome.error
+        if outcome.kind == "ran":
+            result: Result = outcome.result
+            return mark(result, outcome.kind, outcome.authorization_id)
+        message = ToolMessage(
+            content=outcome.message,
+            tool_call_id=call.get("id") or "",
+            name=call.get("name"),
+            status="error" if outcome.is_error else "success",
+        )
+        return mark(message, outcome.kind, outcome.authorization_id)
+
+    def wrap(self, request: Any, handler: Callable[[Any], Result]) -> Result:
+        gate = self.gates.get(request.tool_call.get("name"))
+        if gate is None:
+            return self._plain(request.tool_call, lambda: handler(request))
+        outcome = run_gated(self.client, self._request(gate, request), lambda: checked(handler(request)))
+        return self._answer(request.tool_call, outcome)
+
+    async def awrap(self, request: Any, handler: Callable[[Any], Awaitable[Result]]) -> Result:
+        gate = self.gates.get(request.tool_call.get("name"))
+        if gate is None:
+            return await self._aplain(request.tool_call, lambda: handler(request))
+
+        async def body() -> Any:
+            return checked(await handler(request))
+
+        # An async ToolNode gathers its calls and returns at the first interrupt while the
+        # others still run; their claims would then answer "in progress" on the resume. So a
+        # call pauses only once its siblings have finished or paused.
+        configurable = (getattr(request.runtime, "config", None) or {}).get("configurable") or {}
+        group = f"{configurable.get('thread_id')}\x00{configurable.get('checkpoint_ns')}"
+        flight = asyncio.Event()
+        peers = self._flights.setdefault(group, [])
+        peers.append(flight)
+        try:
+            outcome = await arun_gated(self.client, self._request(gate, request), body)
+            if outcome.kind == "pending" and self.pause:
+                flight.set()
+                await asyncio.gather(*(peer.wait() for peer in list(peers) if peer is not flight))
+            return self._answer(request.tool_call, outcome)
+        finally:
+            flight.set()
+            peers.remove(flight)
+            if not peers:
+                self._flights.pop(group, None)
+
+    # -- calls that spend nothing: only recorded ---------------------------------------------------
+
+    def record(self, call: Mapping[str, Any], started: float, outcome: str, error: Any = None) -> None:
+        """Queue the ``tool_call`` event of a call that spends nothing (never raises, never waits)."""
         if not self.log_calls:
             return
         try:
@@ -189,191 +248,39 @@ class ToolCallGate:
                 outcome,
                 error,
                 self.agent_id,
-                extra={"tool_call_id": call.get("id"), **{k: v for k, v in extra.items() if v is not None}},
+                extra={"tool_call_id": call.get("id")} if call.get("id") else None,
             )
         except Exception:  # a log that cannot be queued never changes what the agent does
             logger.warning("Could not record a tool call", exc_info=True)
 
-    # -- the spend ------------------------------------------------------------------------------
-
-    def _spend(
-        self, gate: Gate, call: Mapping[str, Any], config: Optional[Mapping[str, Any]], known: Optional[str]
-    ) -> Any:
-        """The core spend; ``known``: the authorization a pause already made (read, never re-asked)."""
-        args = dict(call.get("args") or {})
-        return self.client.spend(
-            gate.action,
-            gate.amount_of(args, str(call.get("name"))),
-            agent_id=self.agent_id,
-            currency=gate.currency,
-            context={"tool": call.get("name"), "arguments": summarize_arguments(args), "tool_call_id": call.get("id")},
-            settle=gate.settle,
-            idempotency_key=idempotency_key(config, call.get("id"), args),
-            authorization_id=known,
-        )
-
-    def _refused(self, call: Mapping[str, Any], started: float, denied: SpendDenied) -> ToolMessage:
-        record = denied.authorization
-        if record.get("status") in DONE:
-            self.record(call, started, "ok", authorization_id=denied.authorization_id, note="already executed")
-            done = ToolMessage(content=done_text(record), tool_call_id=call.get("id") or "", name=call.get("name"))
-            return _mark(done, "done", denied.authorization_id)
-        self.record(call, started, "denied", denied.reason, authorization_id=denied.authorization_id)
-        return _error(call, denied_text(record), str(record.get("status") or "denied"), denied.authorization_id)
-
-    def _paused(self, call: Mapping[str, Any], started: float, pending: ApprovalRequired) -> Optional[ToolMessage]:
-        """Pause (``interrupt``) or, with ``pause=False``, tell the model it waits; None: look again."""
-        if not self.pause:
-            self.record(call, started, "paused", authorization_id=pending.authorization_id)
-            return _error(call, pending_text(pending.authorization), "pending", pending.authorization_id)
-        try:
-            # Raises GraphInterrupt the first time; after a resume it returns the resume value,
-            # which is ignored on purpose: the caller reads the authorization again.
-            interrupt(interrupt_value(pending.authorization, call))
-        except GraphBubbleUp:
-            self.record(call, started, "paused", authorization_id=pending.authorization_id)
-            raise
-        return None
-
-    @staticmethod
-    def _check(result: Result) -> None:
-        if isinstance(result, ToolMessage) and result.status == "error":
-            raise _ToolFailed(result)
-
-    def wrap(self, request: Any, handler: Callable[[Any], Result]) -> Result:
-        call = request.tool_call
+    def _plain(self, call: Mapping[str, Any], run: Callable[[], Result]) -> Result:
         started = time.perf_counter()
-        gate = self.gates.get(call.get("name"))
-        if gate is None:
-            return self._plain(call, started, lambda: handler(request))
-        config = getattr(request.runtime, "config", None)
-        known: Optional[str] = None
-        while True:
-            auth = None
-            try:
-                spend = self._spend(gate, call, config, known)
-                with spend as auth:
-                    result = handler(request)
-                    self._check(result)
-                    if gate.actual is not None:
-                        auth.actual_amount = gate.actual(result)
-            except ApprovalRequired as pending:
-                message = self._paused(call, started, pending)
-                if message is None:
-                    known = pending.authorization_id
-                    continue
-                return message
-            except SpendDenied as denied:
-                return self._refused(call, started, denied)
-            except GraphBubbleUp:
-                raise
-            except Exception as error:
-                return self._failed(call, started, error, auth)
-            self.record(call, started, "ok", authorization_id=auth.authorization_id)
-            return _mark(result, "approved", auth.authorization_id)
-
-    async def awrap(self, request: Any, handler: Callable[[Any], Awaitable[Result]]) -> Result:
-        call = request.tool_call
-        started = time.perf_counter()
-        gate = self.gates.get(call.get("name"))
-        if gate is None:
-            return await self._aplain(call, started, lambda: handler(request))
-        config = getattr(request.runtime, "config", None)
-        # An async ToolNode gathers its calls and returns at the first interrupt while the
-        # others still run; a resume could then re-run a call whose side effect is under way
-        # but not yet executed. So a call pauses only once its siblings have finished or paused.
-        configurable = (config or {}).get("configurable") or {}
-        group = f"{configurable.get('thread_id')}\x00{configurable.get('checkpoint_ns')}"
-        flight = asyncio.Event()
-        peers = self._flights.setdefault(group, [])
-        peers.append(flight)
-        try:
-            return await self._agated(request, handler, call, gate, config, started, flight, peers)
-        finally:
-            flight.set()
-            peers.remove(flight)
-            if not peers:
-                self._flights.pop(group, None)
-
-    async def _agated(
-        self,
-        request: Any,
-        handler: Callable[[Any], Awaitable[Result]],
-        call: Mapping[str, Any],
-        gate: Gate,
-        config: Optional[Mapping[str, Any]],
-        started: float,
-        flight: asyncio.Event,
-        peers: list[asyncio.Event],
-    ) -> Result:
-        known: Optional[str] = None
-        while True:
-            auth = None
-            try:
-                spend = self._spend(gate, call, config, known)
-                async with spend as auth:
-                    result = await handler(request)
-                    self._check(result)
-                    if gate.actual is not None:
-                        auth.actual_amount = gate.actual(result)
-            except ApprovalRequired as pending:
-                if self.pause:
-                    flight.set()
-                    await asyncio.gather(*(peer.wait() for peer in list(peers) if peer is not flight))
-                message = self._paused(call, started, pending)
-                if message is None:
-                    known = pending.authorization_id
-                    continue
-                return message
-            except SpendDenied as denied:
-                return self._refused(call, started, denied)
-            except GraphBubbleUp:
-                raise
-            except Exception as error:
-                return self._failed(call, started, error, auth)
-            self.record(call, started, "ok", authorization_id=auth.authorization_id)
-            return _mark(result, "approved", auth.authorization_id)
-
-    def _failed(self, call: Mapping[str, Any], started: float, error: Exception, auth: Any) -> Result:
-        """What the model reads when the tool failed (its spend reversed) or no authorization came."""
-        ident = getattr(auth, "authorization_id", None)
-        if isinstance(error, _ToolFailed):
-            self.record(call, started, "error", str(error), authorization_id=ident)
-            return _mark(error.message, "error", ident)
-        if isinstance(error, AgenitryError):
-            self.record(call, started, "error", error)
-            return _error(call, f"Could not get an authorization for {call.get('name')}: {error}", "error")
-        self.record(call, started, "error", error, authorization_id=ident)
-        return _error(call, failed_text(str(call.get("name")), error, ident), "error", ident)
-
-    # -- calls that spend nothing: only recorded ---------------------------------------------------
-
-    def _plain(self, call: Mapping[str, Any], started: float, run: Callable[[], Result]) -> Result:
         try:
             result = run()
-        except GraphBubbleUp:
-            self.record(call, started, "paused")
-            raise
         except BaseException as error:
-            self.record(call, started, "error" if isinstance(error, Exception) else "cancelled", error)
+            self._failed(call, started, error)
             raise
         self._note(call, started, result)
         return result
 
-    async def _aplain(self, call: Mapping[str, Any], started: float, run: Callable[[], Awaitable[Result]]) -> Result:
+    async def _aplain(self, call: Mapping[str, Any], run: Callable[[], Awaitable[Result]]) -> Result:
+        started = time.perf_counter()
         try:
             result = await run()
-        except GraphBubbleUp:
-            self.record(call, started, "paused")
-            raise
         except BaseException as error:
-            self.record(call, started, "error" if isinstance(error, Exception) else "cancelled", error)
+            self._failed(call, started, error)
             raise
         self._note(call, started, result)
         return result
+
+    def _failed(self, call: Mapping[str, Any], started: float, error: BaseException) -> None:
+        if isinstance(error, GraphBubbleUp):
+            self.record(call, started, "paused")
+        else:
+            self.record(call, started, "error" if isinstance(error, Exception) else "cancelled", error)
 
     def _note(self, call: Mapping[str, Any], started: float, result: Result) -> None:
         if isinstance(result, ToolMessage) and result.status == "error":
-            self.record(call, started, "error", str(result.content))
+            self.record(call, started, "error", result.text)
         else:
             self.record(call, started, "ok")

@@ -12,15 +12,23 @@ import asyncio
 import functools
 import json
 from collections.abc import Awaitable
-from typing import Any, Callable, Literal, Optional, TypeVar
+from typing import Any, Callable, Literal, Optional, TypeVar, Union
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from agenitry import Agenitry, AgenitryError, ApprovalRequired, AsyncAgenitry, SpendDenied
-from agenitry._gating import AmountSpec, summarize_arguments
-from agenitry.langchain._gate import DONE, Gate, denied_text, done_text, failed_text, pending_text
+from agenitry import Agenitry, AgenitryError, AsyncAgenitry
+from agenitry.integration import (
+    AmountSpec,
+    Authorization,
+    GateOutcome,
+    arun_gated,
+    denied_text,
+    pending_text,
+    run_gated,
+)
+from agenitry.langchain._gate import Gate, checked
 
 T = TypeVar("T")
 
@@ -77,11 +85,13 @@ def _tool(
     )
 
 
-def _maybe_await(value: Any, then: Callable[[Any], str]) -> Any:
+def _maybe_await(value: Any, then: Callable[[Any], Any]) -> Any:
+    """``then(value)``, awaiting ``value`` (and what ``then`` returns) when the client is async."""
     if asyncio.iscoroutine(value):
 
-        async def finish() -> str:
-            return then(await value)
+        async def finish() -> Any:
+            result = then(await value)
+            return (await result) if asyncio.iscoroutine(result) else result
 
         return finish()
     return then(value)
@@ -92,22 +102,23 @@ def _maybe_await(value: Any, then: Callable[[Any], str]) -> Any:
 
 class AuthorizeArgs(BaseModel):
     action: str = Field(description="What the spend is for, e.g. order_captured, reservation_booked, comp_issued")
-    amount: float = Field(ge=0, description="The amount to spend, in the venue's currency")
+    # strict: the model's "450" or true is refused, never coerced into money.
+    amount: float = Field(ge=0, strict=True, description="The amount to spend, in the venue's currency")
     currency: Optional[str] = Field(default=None, description="ISO-4217 code; the venue's currency if left out")
     reason: Optional[str] = Field(default=None, description="Why the agent wants to spend, for the owner")
 
 
-def authorization_text(answer: dict[str, Any]) -> str:
-    status = answer.get("status")
-    ident = answer.get("authorization_id")
-    if status == "approved":
+def authorization_text(record: dict[str, Any]) -> str:
+    """What ``authorize_spend`` answers, from the authorization's full record (action, amount, currency)."""
+    authorization = Authorization.from_answer(record)
+    if authorization.status == "approved":
         return (
-            f"APPROVED: {answer.get('action')} of {answer.get('amount')} may go ahead (authorization {ident}, "
-            f"valid until {answer.get('expires_at')})."
+            f"APPROVED: {authorization.action} of {authorization.money} may go ahead "
+            f"(authorization {authorization.id}, valid until {authorization.expires_at})."
         )
-    if status == "pending":
-        return "PENDING: " + pending_text(answer) + " Tell the guest the owner must approve first."
-    return "DENIED: " + denied_text(answer)
+    if authorization.status == "pending":
+        return f"PENDING: {pending_text(authorization)}"
+    return f"DENIED: {denied_text(authorization)}"
 
 
 def create_authorize_tool(
@@ -127,7 +138,10 @@ def create_authorize_tool(
         answer = c.authorize(
             args["action"], args["amount"], agent_id=agent_id, currency=args.get("currency"), reason=args.get("reason")
         )
-        return _maybe_await(answer, authorization_text)
+        # The decision names no action, amount or currency: the record does.
+        return _maybe_await(
+            answer, lambda a: _maybe_await(c.get_authorization(a["authorization_id"]), authorization_text)
+        )
 
     return _tool(
         name,
@@ -145,7 +159,7 @@ def create_authorize_tool(
 
 class LogEventArgs(BaseModel):
     action: str = Field(description="What happened, e.g. order_captured, reservation_booked, item_86d")
-    amount: Optional[float] = Field(default=None, ge=0, description="The amount involved, if any")
+    amount: Optional[float] = Field(default=None, ge=0, strict=True, description="The amount involved, if any")
     currency: Optional[str] = Field(default=None, description="ISO-4217 code; the venue's currency if left out")
     direction: Optional[Literal["inbound", "outbound", "internal"]] = Field(
         default=None, description="Money coming in, going out, or neither"
@@ -193,11 +207,21 @@ def create_log_event_tool(
 
 class SetPolicyArgs(BaseModel):
     agent_id: Optional[str] = Field(default=None, description="The agent the policy is for; empty: the whole venue")
-    max_single_amount: Optional[float] = Field(default=None, ge=0, description="Largest single spend")
-    max_daily_spend: Optional[float] = Field(default=None, ge=0, description="Most spent in any 24 hours")
-    max_monthly_spend: Optional[float] = Field(default=None, ge=0, description="Most spent in any 30 days")
-    require_approval_above: Optional[float] = Field(default=None, ge=0, description="Spends above wait for the owner")
-    allowed_actions: Optional[list[str]] = Field(default=None, description="The only actions allowed; empty: any")
+    # Strict, as every amount: a limit of "450" or true is an error the model reads, never a number.
+    max_single_amount: Optional[float] = Field(default=None, ge=0, strict=True, description="Largest single spend")
+    max_daily_spend: Optional[float] = Field(default=None, ge=0, strict=True, description="Most spent in any 24 hours")
+    max_monthly_spend: Optional[float] = Field(default=None, ge=0, strict=True, description="Most spent in any 30 days")
+    require_approval_above: Optional[float] = Field(
+        default=None, ge=0, strict=True, description="Spends above wait for the owner"
+    )
+    allowed_actions: Optional[list[str]] = Field(
+        default=None, description="The only actions allowed (an empty list allows none); left out: unchanged"
+    )
+
+
+_SET_POLICY = (
+    "Create or update the spend policy of an agent (or the whole venue); limits left out keep their value. Admin only."
+)
 
 
 def create_set_policy_tool(
@@ -210,7 +234,10 @@ def create_set_policy_tool(
     name: str = "set_spend_policy",
     description: Optional[str] = None,
 ) -> StructuredTool:
-    """An admin tool that replaces a spend policy (needs an admin key; an agent key is refused)."""
+    """An admin tool that creates or updates a spend policy (needs an admin key; an agent key is refused).
+
+    Limits the model leaves out keep their value, so a call never loosens a policy by omission.
+    """
     resolved = resolve_client(api_key, venue_id, agent_id, base_url, client)
 
     def call(c: Any, **args: Any) -> Any:
@@ -220,7 +247,7 @@ def create_set_policy_tool(
 
     return _tool(
         name,
-        description or "Create or replace the spend policy of an agent (or the whole venue). Admin only.",
+        description or _SET_POLICY,
         SetPolicyArgs,
         resolved,
         call,
@@ -228,6 +255,15 @@ def create_set_policy_tool(
 
 
 # -- gate_tool ------------------------------------------------------------------------------------------
+
+
+class _RawArgumentsTool(StructuredTool):
+    """A StructuredTool whose function gets the arguments as the model wrote them, once they validate."""
+
+    def _parse_input(self, tool_input: Union[str, dict[str, Any]], tool_call_id: Optional[str]) -> Any:
+        parsed = super()._parse_input(tool_input, tool_call_id)
+        # The schema coerces ("450" → 450.0, true → 1.0); the gate must check what was sent.
+        return tool_input if isinstance(tool_input, dict) else parsed
 
 
 def gate_tool(
@@ -243,87 +279,55 @@ def gate_tool(
     venue_id: Optional[str] = None,
     agent_id: Optional[str] = None,
     base_url: Optional[str] = None,
+    log_calls: bool = True,
 ) -> StructuredTool:
     """The same tool (name, description, schema), but it runs only once the spend is approved.
 
-    ``amount``: an argument's name, a function of the arguments, or a number. Approved →
-    the tool runs, then the authorization is executed (with ``actual(result)`` if given) and
-    settled with ``settle=True``; the tool fails → reversed. Denied or pending → a tool error
-    telling the model so; the tool does not run. To pause the graph until the owner decides,
-    use ``AgenitryMiddleware`` or ``agenitry.langgraph.GatedToolNode`` instead.
+    ``amount``: an argument's name, a function of the arguments, or a number; the value the
+    model sent must be a JSON number (``"450"`` or ``true`` is refused, nothing authorized).
+    Approved → the tool runs, then the authorization is executed (with ``actual(result)`` if
+    given) and settled with ``settle=True``; the tool fails → released. Denied or pending →
+    a tool error telling the model so; the tool does not run. Each call is recorded as a
+    ``tool_call`` event (``log_calls=False``: not). To pause the graph until the owner
+    decides, use ``AgenitryMiddleware`` or ``agenitry.langgraph.GatedToolNode`` instead.
     """
     resolved = resolve_client(api_key, venue_id, agent_id, base_url, client)
     gate = Gate(action=action, amount=amount, settle=settle, actual=actual, currency=currency)
     name = tool.name
 
-    def spend(args: dict[str, Any]) -> Any:
-        return resolved.spend(
-            gate.action,
-            gate.amount_of(args, name),
-            agent_id=agent_id,
-            currency=gate.currency,
-            context={"tool": name, "arguments": summarize_arguments(args)},
-            settle=gate.settle,
-        )
-
     def inner_call(args: dict[str, Any]) -> dict[str, Any]:
         # As a tool call the inner tool answers a ToolMessage whose status says whether it failed.
         return {"type": "tool_call", "id": "agenitry-gated", "name": name, "args": args}
 
-    def outcome(message: Any) -> str:
-        if isinstance(message, ToolMessage):
-            if message.status == "error":
-                raise _InnerFailed(str(message.content))
-            return message.content if isinstance(message.content, str) else json.dumps(message.content)
-        return str(message)
+    def text(message: Any) -> str:
+        content = checked(message).content if isinstance(message, ToolMessage) else message
+        return content if isinstance(content, str) else json.dumps(content, default=str)
 
-    def refused(error: Exception, auth: Any) -> ToolException:
-        if isinstance(error, ApprovalRequired):
-            return ToolException(pending_text(error.authorization))
-        if isinstance(error, SpendDenied):
-            if error.authorization.get("status") in DONE:
-                return ToolException(done_text(error.authorization))
-            return ToolException(denied_text(error.authorization))
-        if isinstance(error, AgenitryError):
-            return ToolException(f"Could not get an authorization for {name}: {error}")
-        return ToolException(failed_text(name, str(error), getattr(auth, "authorization_id", None)))
+    def answer(outcome: GateOutcome) -> str:
+        if outcome.kind != "ran":
+            raise ToolException(outcome.message)
+        return str(outcome.result)
 
     def run(**args: Any) -> str:
         if isinstance(resolved, AsyncAgenitry):
             raise ToolException(f"{name} holds an AsyncAgenitry client: call it with ainvoke")
-        auth = None
-        try:
-            with spend(args) as auth:
-                # No callbacks: the outer (gated) call is the one the handlers record.
-                result = outcome(tool.invoke(inner_call(args), config={"callbacks": []}))
-                if actual is not None:
-                    auth.actual_amount = actual(result)
-            return result
-        except Exception as error:
-            raise refused(error, auth) from error
+        request = gate.request(name, args, agent_id=agent_id, record=log_calls)
+        # No callbacks: the outer (gated) call is the one the handlers record.
+        return answer(run_gated(resolved, request, lambda: text(tool.invoke(inner_call(args), {"callbacks": []}))))
 
     async def arun(**args: Any) -> str:
-        auth = None
-        try:
-            async with spend(args) as auth:
-                result = outcome(await tool.ainvoke(inner_call(args), config={"callbacks": []}))
-                if actual is not None:
-                    auth.actual_amount = actual(result)
-            return result
-        except Exception as error:
-            raise refused(error, auth) from error
+        async def body() -> str:
+            return text(await tool.ainvoke(inner_call(args), {"callbacks": []}))
 
-    return StructuredTool.from_function(
+        return answer(await arun_gated(resolved, gate.request(name, args, agent_id=agent_id, record=log_calls), body))
+
+    return _RawArgumentsTool(
         func=run,
         coroutine=arun,
         name=name,
         description=tool.description,
-        args_schema=tool.args_schema,
+        args_schema=tool.args_schema if tool.args_schema is not None else tool.get_input_schema(),
         handle_tool_error=True,
         handle_validation_error=True,
         metadata={**(tool.metadata or {}), "agenitry_client": resolved},
     )
-
-
-class _InnerFailed(Exception):
-    """The gated tool reported an error: the spend is reversed."""

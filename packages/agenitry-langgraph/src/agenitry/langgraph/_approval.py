@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
-from agenitry import AsyncAgenitry, SpendDenied
-from agenitry.langchain._gate import DONE, INTERRUPT_TYPE, denied_text, done_text, pending_text
+from agenitry import AsyncAgenitry, ConflictError, SpendDenied, integration
+from agenitry.langchain import INTERRUPT_TYPE
 from langgraph.types import interrupt
 
 Authorization = Union[str, Mapping[str, Any]]
@@ -38,7 +38,7 @@ def _payload(record: Mapping[str, Any]) -> dict[str, Any]:
         "amount": record.get("amount"),
         "currency": record.get("currency"),
         "expires_at": record.get("expires_at"),
-        "message": pending_text(record),
+        "message": integration.pending_text(integration.Authorization.from_answer(record)),
     }
 
 
@@ -72,9 +72,16 @@ async def await_approval(client: Any, authorization: Authorization) -> dict[str,
 
 
 def _message(record: Mapping[str, Any]) -> str:
-    if record.get("status") in DONE:
-        return done_text(record)
-    return denied_text(record)
+    authorization = integration.Authorization.from_answer(record)
+    if authorization.status in ("executed", "settled"):
+        return integration.already_done_text(authorization)
+    if authorization.status == "approved":  # claimed: another run is carrying it out
+        return integration.in_progress_text(authorization)
+    return integration.denied_text(authorization)
+
+
+#: What the gateway answers a claim that another run already holds or has used.
+_TAKEN = ("already_claimed", "already_executed")
 
 
 def approval_node(
@@ -94,11 +101,12 @@ def approval_node(
     is async when ``client`` is an ``AsyncAgenitry``.
     """
 
-    def finish(record: dict[str, Any], result: Any = None, ran: bool = False) -> dict[str, Any]:
+    def finish(record: dict[str, Any], result: Any = None, ran: bool = False, taken: bool = False) -> dict[str, Any]:
+        """``taken``: another run (a second resume of the same pause) holds or used the claim."""
         update: dict[str, Any] = {key: record}
         if ran:
             update[f"{key}_result"] = result
-        elif record.get("status") not in ("approved",):
+        elif taken or record.get("status") != "approved":
             record["message"] = _message(record)
         return update
 
@@ -115,6 +123,10 @@ def approval_node(
                 result = execute(state, auth)
         except SpendDenied as denied:  # expired between the read and the spend
             return finish(dict(denied.authorization))
+        except ConflictError as conflict:
+            if conflict.error_code not in _TAKEN:
+                raise
+            return finish(client.get_authorization(ident), taken=True)
         return finish(client.get_authorization(ident), result, ran=True)
 
     async def anode(state: Any) -> dict[str, Any]:
@@ -132,6 +144,10 @@ def approval_node(
                     result = await result
         except SpendDenied as denied:
             return finish(dict(denied.authorization))
+        except ConflictError as conflict:
+            if conflict.error_code not in _TAKEN:
+                raise
+            return finish(await client.get_authorization(ident), taken=True)
         return finish(await client.get_authorization(ident), result, ran=True)
 
     return anode if isinstance(client, AsyncAgenitry) else node

@@ -3,7 +3,7 @@
 >>> from agenitry.llama_index import create_authorize_tool, gate_tool, instrument  # doctest: +SKIP
 """
 
-from ._gate import ApprovalRequestEvent, Decision, GatedOutput, GatedTool, SpendRefused, gate_tool
+from ._gate import ApprovalRequestEvent, Decision, GatedOutput, GatedTool, SpendRefused, gate_tool, pending_approvals
 from ._instrumentation import AgenitrySpanHandler, instrument, uninstrument
 from ._tools import create_authorize_tool, create_log_event_tool, create_set_policy_tool
 
@@ -19,5 +19,6 @@ __all__ = [
     "create_set_policy_tool",
     "gate_tool",
     "instrument",
+    "pending_approvals",
     "uninstrument",
 ]

@@ -1,43 +1,58 @@
 """Gate a LlamaIndex tool behind the spending policy; in workflow agents, wait for the owner.
 
-:func:`gate_tool` wraps any tool. The inner tool runs only once the gateway approved the
-spend; then the authorization is executed (or reversed if the tool fails). Denied →
-``ToolOutput(is_error=True)`` with the reason; pending → ``is_error=True`` naming the
-authorization, and the call is remembered: calling it again with the same arguments (or
-:meth:`GatedTool.resume`) re-reads the authorization instead of asking again.
+:func:`gate_tool` wraps any tool in a :class:`GatedTool`, which only translates: a tool
+call becomes one :class:`~agenitry.integration.GatedCall` for core's gated-call flow
+(the amount checked as the model sent it, the authorization claimed, the inner tool run
+at most once, executed or released), and the :class:`~agenitry.integration.GateOutcome`
+becomes a ``ToolOutput``.
 
-With ``human_approval=True`` the gate is a FunctionTool for workflow agents
-(FunctionAgent, ReActAgent): on pending it emits an :class:`ApprovalRequestEvent` (an
-``InputRequiredEvent`` carrying the authorization) and waits for a ``HumanResponseEvent``
-with that ``authorization_id``. Whatever the response says, the gateway's record decides.
-The workflow replays the step after the wait; the authorization id kept in the context's
-store makes sure the replay neither authorizes nor executes twice.
+Inside a workflow agent (FunctionAgent, ReActAgent, ...) a call is identified by the
+agent's tool call id, so the same call run again (a replayed step, a restored run)
+continues its authorization and never runs twice. With ``human_approval=True`` a
+pending call emits an :class:`ApprovalRequestEvent` and waits for a
+``HumanResponseEvent``; the response only wakes the agent, the gateway's record decides.
 """
 
-# No ``from __future__ import annotations``: LlamaIndex finds the Context parameter by its
-# annotation object, which must not be a string.
+from __future__ import annotations
 
-import asyncio
-import functools
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.tools import AsyncBaseTool, BaseTool, FunctionTool, ToolMetadata, ToolOutput, adapt_to_async_tool
-from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent, WorkflowRuntimeError
 
-from agenitry import AgenitryError, ApprovalRequired, AsyncAgenitry, SpendDenied
-from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, resolve_amount, summarize_arguments
+from agenitry.integration import (
+    AmountSpec,
+    AsyncAgenitry,
+    Client,
+    GatedCall,
+    GateOutcome,
+    adecide,
+    arun_gated,
+    call_key,
+    run_gated,
+)
 
-from ._tools import decision_text, resolve_client
+from ._tools import resolve_client
 
-__all__ = ["ApprovalRequestEvent", "Decision", "GatedTool", "gate_tool"]
+__all__ = [
+    "ApprovalRequestEvent",
+    "Decision",
+    "GatedOutput",
+    "GatedTool",
+    "SpendRefused",
+    "gate_tool",
+    "pending_approvals",
+]
 
-#: Gated calls are spans too, so a direct call (outside an agent) is logged like any tool call.
+#: Gated calls are spans too, so instrumentation sees them (and leaves their recording to the flow).
 dispatcher = get_dispatcher(__name__)
+
+#: What the model is told, by outcome kind (the kinds not listed keep their name).
+STATUS = {"ran": "approved", "failed": "error", "unavailable": "error", "already_done": "done"}
+#: Where a run's context keeps the approvals it waits for (``ctx.store``), by call key.
+APPROVALS = "agenitry_approvals"
 
 
 class ApprovalRequestEvent(InputRequiredEvent):
@@ -55,29 +70,24 @@ class ApprovalRequestEvent(InputRequiredEvent):
 
 @dataclass
 class Decision:
-    """What came of one gated call."""
+    """What came of one gated call: ``status`` is approved, denied, pending, done, in_progress, error or invalid."""
 
-    status: str  # approved | denied | pending | error
+    status: str
     authorization_id: Optional[str]
     content: str
 
 
-class _ToolFailed(Exception):
-    def __init__(self, output: ToolOutput) -> None:
-        super().__init__(str(output.content))
-        self.output = output
-
-
 class SpendRefused(Exception):
-    """Raised inside a workflow agent's tool call; the agent turns it into an error output for the model.
-
-    The agent keeps it as the output's ``exception``: ``status`` and ``authorization_id`` say what happened.
-    """
+    """The ``exception`` of a gated call's error output: ``status`` and ``authorization_id`` say what happened."""
 
     def __init__(self, message: str, *, status: str, authorization_id: Optional[str]) -> None:
         super().__init__(message)
         self.status = status
         self.authorization_id = authorization_id
+
+
+class ToolFailed(Exception):
+    """The inner tool answered with an error output instead of raising: nothing was spent."""
 
 
 class GatedOutput(str):
@@ -86,142 +96,192 @@ class GatedOutput(str):
     authorization_id: Optional[str]
     raw_output: Any
 
-    def __new__(cls, text: str, authorization_id: Optional[str], raw_output: Any) -> "GatedOutput":
+    def __new__(cls, text: str, authorization_id: Optional[str], raw_output: Any) -> GatedOutput:
         value = super().__new__(cls, text)
         value.authorization_id = authorization_id
         value.raw_output = raw_output
         return value
 
 
-def _canonical(arguments: Mapping[str, Any]) -> str:
-    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+def _step_context() -> Optional[Context]:
+    try:
+        return Context.get_step_context()
+    except WorkflowRuntimeError:  # called outside a workflow step
+        return None
 
 
-class _Gate:
-    """The steps shared by both gates: the spend, its amount and context, and the texts."""
+def _agent_call_id() -> Optional[str]:
+    """The id of the tool call a workflow agent is running now, or None outside an agent."""
+    # LlamaIndex passes no tool its call id: it lives on the running step's event (the
+    # agent's ToolCall), held by the workflows runtime's step contextvar, which is not a
+    # public API; without it each call is its own decision.
+    try:
+        from workflows.runtime.types.results import StepWorkerStateContextVar
 
-    def __init__(
-        self,
-        inner: BaseTool,
-        client: BaseClient,
-        action: str,
-        amount: AmountSpec,
-        *,
-        agent_id: Optional[str],
-        settle: bool,
-        actual: Optional[Callable[[Any], Any]],
-    ) -> None:
-        self.inner = inner
-        self.client = client
-        self.action = action
-        self.amount = amount
-        self.agent_id = agent_id
-        self.settle = settle
-        self.actual = actual
-        self.name = inner.metadata.get_name()
+        event = StepWorkerStateContextVar.get().event
+    except (ImportError, LookupError):
+        return None
+    tool_id = getattr(event, "tool_id", None)
+    return tool_id if isinstance(tool_id, str) and tool_id else None
 
-    def amount_of(self, arguments: Mapping[str, Any]) -> Any:
-        return resolve_amount(self.amount, arguments, self.name)
 
-    def spend(self, arguments: Mapping[str, Any], authorization_id: Optional[str] = None) -> Any:
-        return self.client.spend(  # type: ignore[attr-defined]
-            self.action,
-            self.amount_of(arguments),
-            agent_id=self.agent_id,
-            context={"tool": self.name, "arguments": summarize_arguments(arguments)},
-            settle=self.settle,
-            authorization_id=authorization_id,
-        )
-
-    def finish(self, auth: Any, output: ToolOutput) -> None:
-        if output.is_error:
-            raise _ToolFailed(output)  # reverses the authorization
-        if self.actual is not None:
-            auth.actual_amount = self.actual(output.raw_output)
-
-    @staticmethod
-    def failure_text(exc: BaseException, spend: Any) -> str:
-        if isinstance(exc, AgenitryError) and spend.authorization_id is None:
-            return f"error: could not ask the spending policy ({exc}); nothing was spent."
-        cause = exc.output.content if isinstance(exc, _ToolFailed) else f"{type(exc).__name__}: {exc}"
-        reversed_ = " The authorization was reversed; nothing was spent." if spend.reversed else ""
-        return f"error: {cause}.{reversed_}"
+def _checked(output: ToolOutput) -> ToolOutput:
+    """The inner tool's output; an error output fails the call, so the authorization is released."""
+    if output.is_error:
+        raise output.exception if isinstance(output.exception, Exception) else ToolFailed(str(output.content))
+    return output
 
 
 class GatedTool(AsyncBaseTool):
     """A tool that runs its inner tool only when the gateway approved the spend (sync ``call`` and ``acall``)."""
 
-    def __init__(self, gate: _Gate) -> None:
-        self._gate = gate
-        self._inner = adapt_to_async_tool(gate.inner)
-        #: Pending calls by the canonical JSON of their arguments → authorization id.
-        self._waiting: dict[str, str] = {}
+    def __init__(
+        self,
+        inner: BaseTool,
+        client: Client,
+        action: str,
+        amount: AmountSpec,
+        *,
+        agent_id: Optional[str] = None,
+        settle: bool = False,
+        actual: Optional[Callable[[Any], Any]] = None,
+        human_approval: bool = False,
+        approval_timeout: Optional[float] = None,
+    ) -> None:
+        self._inner = inner
+        self._ainner = adapt_to_async_tool(inner)
+        self._client = client
+        self._action = action
+        self._amount = amount
+        self._agent_id = agent_id
+        self._settle = settle
+        self._actual = actual
+        self._human_approval = human_approval
+        self._approval_timeout = approval_timeout
         self._arguments: dict[str, dict[str, Any]] = {}
         #: The last call's decision (for inspection and tests).
         self.last: Optional[Decision] = None
 
     @property
     def metadata(self) -> ToolMetadata:
-        return self._gate.inner.metadata
+        return self._inner.metadata
 
     @property
     def waiting(self) -> dict[str, dict[str, Any]]:
         """The arguments of each call waiting for the owner, by authorization id."""
         return dict(self._arguments)
 
-    def _output(self, decision: Decision, kwargs: dict[str, Any], inner: Optional[ToolOutput] = None) -> ToolOutput:
-        self.last = decision
-        key = _canonical(kwargs)
-        if decision.status == "pending" and decision.authorization_id:
-            self._waiting[key] = decision.authorization_id
-            self._arguments[decision.authorization_id] = kwargs
-        elif decision.authorization_id:
-            self._waiting.pop(key, None)
-            self._arguments.pop(decision.authorization_id, None)
-        if inner is not None and decision.status == "approved":
-            return inner
+    def _request(self, kwargs: dict[str, Any], authorization_id: Optional[str] = None) -> GatedCall:
+        name = self.metadata.get_name()
+        call_id = _agent_call_id()
+        actual = self._actual
+        return GatedCall(
+            self._action,
+            self._amount,
+            kwargs,
+            tool=name,
+            agent_id=self._agent_id,
+            settle=self._settle,
+            key=call_key(None, call_id, name, kwargs),
+            authorization_id=authorization_id,
+            actual=None if actual is None else (lambda output: actual(output.raw_output)),
+            extra={"tool_call_id": call_id} if call_id else {},
+        )
+
+    def _answer(self, outcome: GateOutcome, kwargs: dict[str, Any]) -> ToolOutput:
+        status = STATUS.get(outcome.kind, outcome.kind)
+        authorization_id = outcome.authorization_id
+        if authorization_id is not None:
+            if outcome.kind == "pending":
+                self._arguments[authorization_id] = kwargs
+            else:
+                self._arguments.pop(authorization_id, None)
+        if outcome.kind == "ran":
+            inner: ToolOutput = outcome.result
+            self.last = Decision(status, authorization_id, str(inner.content))
+            return inner.model_copy(
+                update={"raw_output": GatedOutput(str(inner.content), authorization_id, inner.raw_output)}
+            )
+        self.last = Decision(status, authorization_id, outcome.message)
         return ToolOutput(
-            content=decision.content,
-            tool_name=self._gate.name,
+            content=outcome.message,
+            tool_name=self.metadata.get_name(),
             raw_input={"args": (), "kwargs": kwargs},
-            raw_output={"status": decision.status, "authorization_id": decision.authorization_id},
-            is_error=True,
+            raw_output={"status": status, "authorization_id": authorization_id},
+            is_error=outcome.kind != "already_done",
+            exception=SpendRefused(outcome.message, status=status, authorization_id=authorization_id),
         )
 
     @dispatcher.span
     def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
-        if isinstance(self._gate.client, AsyncAgenitry):
-            raise TypeError("this tool gates with an AsyncAgenitry client: use 'await tool.acall(...)'")
-        spend = self._gate.spend(kwargs, self._waiting.get(_canonical(kwargs)))
-        try:
-            with spend as auth:
-                output = self._inner.call(*args, **kwargs)
-                self._gate.finish(auth, output)
-        except (ApprovalRequired, SpendDenied) as refused:
-            return self._output(_refusal(refused), kwargs)
-        except Exception as exc:
-            return self._output(Decision("error", spend.authorization_id, self._gate.failure_text(exc, spend)), kwargs)
-        return self._output(Decision("approved", spend.authorization_id, str(output.content)), kwargs, output)
+        """Gate one call on a sync client (an AsyncAgenitry needs ``acall``)."""
+        return self._call(self._request(kwargs), args)
 
     @dispatcher.span
     async def acall(self, *args: Any, **kwargs: Any) -> ToolOutput:
-        spend = self._gate.spend(kwargs, self._waiting.get(_canonical(kwargs)))
-        try:
-            async with spend as auth:
-                output = await self._inner.acall(*args, **kwargs)
-                self._gate.finish(auth, output)
-        except (ApprovalRequired, SpendDenied) as refused:
-            return self._output(_refusal(refused), kwargs)
-        except Exception as exc:
-            return self._output(Decision("error", spend.authorization_id, self._gate.failure_text(exc, spend)), kwargs)
-        return self._output(Decision("approved", spend.authorization_id, str(output.content)), kwargs, output)
+        """Gate one call; in a workflow agent with ``human_approval``, wait for the owner while pending."""
+        request = self._request(kwargs)
+        ctx = _step_context() if self._human_approval else None
+        # Without a call id a replayed step could not find its authorization again: no wait.
+        if ctx is not None and request.key is not None:
+            await self._wait_for_owner(ctx, request)
+        return await self._acall(request, args)
+
+    def _call(self, request: GatedCall, args: tuple[Any, ...]) -> ToolOutput:
+        if isinstance(self._client, AsyncAgenitry):
+            raise TypeError("this tool gates with an AsyncAgenitry client: use 'await tool.acall(...)'")
+        kwargs = dict(request.arguments or {})
+        outcome = run_gated(self._client, request, lambda: _checked(self._ainner.call(*args, **kwargs)))
+        return self._answer(outcome, kwargs)
+
+    async def _acall(self, request: GatedCall, args: tuple[Any, ...]) -> ToolOutput:
+        kwargs = dict(request.arguments or {})
+
+        async def body() -> ToolOutput:
+            return _checked(await self._ainner.acall(*args, **kwargs))
+
+        outcome = await arun_gated(self._client, request, body)
+        return self._answer(outcome, kwargs)
+
+    async def _wait_for_owner(self, ctx: Context, request: GatedCall) -> None:
+        """While the call is pending, announce it and wait for the app's ``HumanResponseEvent``.
+
+        The workflow replays the step from the top once the response arrives; the
+        announcement kept in ``ctx.store`` (by call key) marks that replay, and stays
+        there for :func:`pending_approvals` while the run waits, also across a restart.
+        """
+        path = f"{APPROVALS}.{request.key}"
+        announced = await ctx.store.get(path, default=None)
+        if announced is None:
+            decision = await adecide(self._client, request)
+            if decision.kind != "pending" or decision.authorization is None:
+                return
+            event = ApprovalRequestEvent(
+                prefix=decision.message,
+                authorization_id=decision.authorization.id,
+                authorization=dict(decision.authorization.raw),
+                tool_name=request.name,
+                tool_kwargs=dict(request.arguments or {}),
+            )
+            await ctx.store.set(path, event.model_dump())
+        else:
+            event = ApprovalRequestEvent.model_validate(announced)
+        await ctx.wait_for_event(
+            HumanResponseEvent,
+            waiter_id=request.key,
+            waiter_event=event,
+            requirements={"authorization_id": event.authorization_id},
+            timeout=self._approval_timeout,
+        )
+        await ctx.store.set(path, None)
 
     def resume(self, authorization_id: str) -> ToolOutput:
         """Continue a pending call: runs it only if the gateway now says approved."""
-        return self.call(**self._pending(authorization_id))
+        return self._call(self._request(self._pending(authorization_id), authorization_id), ())
 
     async def aresume(self, authorization_id: str) -> ToolOutput:
-        return await self.acall(**self._pending(authorization_id))
+        """:meth:`resume` for async code."""
+        return await self._acall(self._request(self._pending(authorization_id), authorization_id), ())
 
     def _pending(self, authorization_id: str) -> dict[str, Any]:
         if authorization_id not in self._arguments:
@@ -229,89 +289,17 @@ class GatedTool(AsyncBaseTool):
         return self._arguments[authorization_id]
 
 
-def _refusal(refused: Union[ApprovalRequired, SpendDenied]) -> Decision:
-    record = dict(refused.authorization)
-    if isinstance(refused, ApprovalRequired):
-        return Decision("pending", refused.authorization_id, decision_text(record))
-    if record.get("status") in ("executed", "settled"):
-        return Decision("denied", refused.authorization_id, "denied: this authorization was already used.")
-    return Decision("denied", refused.authorization_id, decision_text(record))
+async def pending_approvals(ctx: Context) -> list[ApprovalRequestEvent]:
+    """The approvals a workflow run waits for, read from its context.
 
+    A run restored from a saved context (``Context.from_dict``) does not announce its
+    waits again; this finds them, to answer each with a ``HumanResponseEvent``.
 
-def _approval_tool(gate: _Gate, timeout: Optional[float]) -> FunctionTool:
-    """The gate as a FunctionTool that takes the workflow Context and waits for the owner."""
-    client = gate.client
-    inner = adapt_to_async_tool(gate.inner)
-
-    async def ask(method: str, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(client, AsyncAgenitry):
-            return await getattr(client, method)(*args, **kwargs)
-        return await asyncio.to_thread(functools.partial(getattr(client, method), *args, **kwargs))
-
-    async def gated(ctx: Context, **kwargs: Any) -> Any:
-        key = f"agenitry:{gate.name}:{_canonical(kwargs)}"
-        authorization_id = await ctx.store.get(key, default=None)
-        if authorization_id is None:
-            spend = gate.spend(kwargs)
-            decision = await ask(
-                "authorize",
-                gate.action,
-                spend.amount,
-                agent_id=gate.agent_id,
-                context=spend.context,
-            )
-            authorization_id = decision.get("authorization_id")
-            if authorization_id is None:
-                raise SpendRefused(decision_text(decision), status="error", authorization_id=None)
-            # Remembered before waiting: the replay after the wait finds it and does not authorize again.
-            await ctx.store.set(key, authorization_id)
-            pending = decision.get("status") == "pending"
-        else:
-            pending = True  # only a replay after the wait gets here
-        try:
-            if pending:
-                record = await ask("get_authorization", authorization_id)
-                await ctx.wait_for_event(
-                    HumanResponseEvent,
-                    waiter_id=key,
-                    waiter_event=ApprovalRequestEvent(
-                        prefix=decision_text(record),
-                        authorization_id=authorization_id,
-                        authorization=record,
-                        tool_name=gate.name,
-                        tool_kwargs=kwargs,
-                    ),
-                    requirements={"authorization_id": authorization_id},
-                    timeout=timeout,
-                )
-            # Whatever the human said, the gateway's record decides.
-            spend = gate.spend(kwargs, authorization_id)
-            try:
-                async with spend as auth:
-                    output = await inner.acall(**kwargs)
-                    gate.finish(auth, output)
-            except (ApprovalRequired, SpendDenied) as refused:
-                refusal = _refusal(refused)
-                raise SpendRefused(refusal.content, status=refusal.status, authorization_id=authorization_id) from None
-            except SpendRefused:
-                raise
-            except Exception as exc:
-                text = gate.failure_text(exc, spend)
-                raise SpendRefused(text, status="error", authorization_id=authorization_id) from exc
-        except SpendRefused:
-            await ctx.store.set(key, None)
-            raise
-        await ctx.store.set(key, None)
-        return GatedOutput(str(output.content), authorization_id, output.raw_output)
-
-    metadata = gate.inner.metadata
-    return FunctionTool.from_defaults(
-        async_fn=gated,
-        name=metadata.get_name(),
-        description=metadata.description,
-        fn_schema=metadata.fn_schema,
-        return_direct=metadata.return_direct,
-    )
+    >>> for event in await pending_approvals(handler.ctx):  # doctest: +SKIP
+    ...     handler.ctx.send_event(HumanResponseEvent(response="decided", authorization_id=event.authorization_id))
+    """
+    stored = await ctx.store.get(APPROVALS, default=None) or {}
+    return [ApprovalRequestEvent.model_validate(event) for event in stored.values() if event]
 
 
 def gate_tool(
@@ -319,7 +307,7 @@ def gate_tool(
     *,
     action: str,
     amount: AmountSpec,
-    client: Optional[BaseClient] = None,
+    client: Optional[Client] = None,
     api_key: Optional[str] = None,
     venue_id: Optional[str] = None,
     agent_id: Optional[str] = None,
@@ -328,15 +316,17 @@ def gate_tool(
     actual: Optional[Callable[[Any], Any]] = None,
     human_approval: bool = False,
     approval_timeout: Optional[float] = None,
-) -> Union[GatedTool, FunctionTool]:
+) -> GatedTool:
     """Wrap a tool (or a plain function) so it runs only when the spending policy approves.
 
     ``amount``: the name of the tool's amount argument, a function of its arguments, or a number.
     ``actual``: the amount really spent, from the tool's raw output (default: the authorized one).
-    ``human_approval``: for workflow agents, wait for the owner's decision instead of answering pending.
+    ``human_approval``: in workflow agents, wait for the owner's decision instead of answering pending.
+
+    >>> order = gate_tool(order_tool, action="purchase_order", amount="total", client=agent)  # doctest: +SKIP
     """
     inner = tool if isinstance(tool, BaseTool) else FunctionTool.from_defaults(fn=tool)
-    gate = _Gate(
+    return GatedTool(
         inner,
         resolve_client(client, api_key, venue_id, agent_id, base_url),
         action,
@@ -344,7 +334,6 @@ def gate_tool(
         agent_id=agent_id if client is not None else None,
         settle=settle,
         actual=actual,
+        human_approval=human_approval,
+        approval_timeout=approval_timeout,
     )
-    if human_approval:
-        return _approval_tool(gate, approval_timeout)
-    return GatedTool(gate)

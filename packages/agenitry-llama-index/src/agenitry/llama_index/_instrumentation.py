@@ -4,9 +4,11 @@ Workflow agents emit no tool event, but every tool call is a span: the agent's
 ``call_tool`` step (its argument ``ev`` is the ``ToolCall``, its result the
 ``ToolCallResult``) and, for direct calls, ``BaseTool.call`` / ``acall``. The handler records
 each finished call as a ``tool_call`` event (name, arguments redacted, duration, outcome)
-without blocking. A span dropped because the workflow waits for an event
-(``WaitingForEvent``) is a pause: it is not recorded; the replayed step records the call
-once it finishes. (The step itself exits with no result when it waits; that too is a pause.)
+without blocking. A gated call (a :class:`GatedTool`, and the agent step around it) is
+left out: core's gated-call flow records it once, with its outcome and authorization. A
+span dropped because the workflow waits for an event (``WaitingForEvent``) is a pause: it
+is not recorded; the replayed step records the call once it finishes. (The step itself
+exits with no result when it waits; that too is a pause.)
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.tools import BaseTool, ToolOutput
 from pydantic import Field, PrivateAttr
 
-from agenitry._base import BaseClient
-from agenitry._gating import record_tool_call
+from agenitry.integration import Client, record_tool_call
+
+from ._gate import GatedTool
 
 logger = logging.getLogger("agenitry")
 
@@ -36,6 +39,8 @@ class ToolSpan(BaseSpan):
     arguments: dict[str, Any] = Field(default_factory=dict)
     started: float = Field(default_factory=time.perf_counter)
     inside_tool: bool = False
+    #: A gated tool runs under this span: the gated-call flow records the call, not this handler.
+    gated: bool = False
 
 
 def _is_pause(err: Optional[BaseException]) -> bool:
@@ -51,7 +56,7 @@ class AgenitrySpanHandler(BaseSpanHandler[ToolSpan]):
     _spans: dict[str, ToolSpan] = PrivateAttr(default_factory=dict)
     _guard: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def __init__(self, client: BaseClient, *, agent_id: Optional[str] = None) -> None:
+    def __init__(self, client: Client, *, agent_id: Optional[str] = None) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
         self._client = client
         self._agent_id = agent_id
@@ -82,6 +87,14 @@ class AgenitrySpanHandler(BaseSpanHandler[ToolSpan]):
         event = bound_args.arguments.get("ev")
         if method == "call_tool" and event is not None and hasattr(event, "tool_name"):
             tool, arguments = str(event.tool_name), dict(getattr(event, "tool_kwargs", None) or {})
+        elif method in ("call", "acall") and isinstance(instance, GatedTool):
+            with self._guard:  # the agent step that called it (if any) is this gated call
+                ancestor = parent
+                while ancestor is not None and ancestor.tool is None:
+                    ancestor = self._spans.get(ancestor.parent_id) if ancestor.parent_id else None
+                if ancestor is not None:
+                    ancestor.gated = True
+            inside = True  # the inner tool's own spans are part of the gated call
         elif method in ("call", "acall") and isinstance(instance, BaseTool) and not inside:
             tool = instance.metadata.get_name()
             arguments = dict(bound_args.arguments.get("kwargs") or {})
@@ -101,7 +114,7 @@ class AgenitrySpanHandler(BaseSpanHandler[ToolSpan]):
         with self._guard:
             span = self._spans.pop(id_, None)
         # A step that waits for an event exits with no result: a pause, recorded when the replay finishes.
-        if span is not None and span.tool is not None and result is not None:
+        if span is not None and span.tool is not None and not span.gated and result is not None:
             output = getattr(result, "tool_output", result)
             failed = isinstance(output, ToolOutput) and output.is_error
             self._record(span, "error" if failed else "ok", str(output.content) if failed else None)
@@ -117,7 +130,7 @@ class AgenitrySpanHandler(BaseSpanHandler[ToolSpan]):
     ) -> Optional[ToolSpan]:
         with self._guard:
             span = self._spans.pop(id_, None)
-        if span is not None and span.tool is not None and not _is_pause(err):
+        if span is not None and span.tool is not None and not span.gated and not _is_pause(err):
             cancelled = err is not None and not isinstance(err, Exception)
             self._record(span, "cancelled" if cancelled else "error", err)
         return span
@@ -138,7 +151,7 @@ class AgenitrySpanHandler(BaseSpanHandler[ToolSpan]):
             logger.warning("Could not record the call of %s", span.tool, exc_info=True)
 
 
-def instrument(client: BaseClient, *, agent_id: Optional[str] = None) -> AgenitrySpanHandler:
+def instrument(client: Client, *, agent_id: Optional[str] = None) -> AgenitrySpanHandler:
     """Log every LlamaIndex tool call from now on (the root dispatcher); returns the handler.
 
     >>> handler = instrument(agent_client)  # doctest: +SKIP

@@ -10,43 +10,46 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, cast
 
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel, Field
 
-from agenitry import Agenitry, AgenitryError, AsyncAgenitry
-from agenitry._base import BaseClient
+from agenitry import AgenitryError
+from agenitry.integration import (
+    Agenitry,
+    AsyncAgenitry,
+    Authorization,
+    Client,
+    approved_text,
+    denied_text,
+    pending_text,
+)
 
 Direction = Literal["inbound", "outbound", "internal"]
 
 
 def resolve_client(
-    client: Optional[BaseClient],
+    client: Optional[Client],
     api_key: Optional[str],
     venue_id: Optional[str],
     agent_id: Optional[str],
     base_url: Optional[str],
-) -> BaseClient:
+) -> Client:
     """The client given, or a new sync one from the seed's arguments (and the AGENITRY_* environment)."""
     if client is not None:
         return client
     return Agenitry(api_key, venue_id, agent_id=agent_id, base_url=base_url)
 
 
-def decision_text(decision: dict[str, Any]) -> str:
-    """What the model reads about an authorization."""
-    status = decision.get("status")
-    authorization_id = decision.get("authorization_id") or decision.get("id")
-    if status in ("approved", "executed", "settled"):
-        return f"approved: authorization {authorization_id}; go ahead."
-    if status == "pending":
-        return (
-            f"pending: authorization {authorization_id} is waiting for the owner's approval. "
-            "Do not spend yet and do not ask again; tell the user it needs approval."
-        )
-    reason = decision.get("denial_reason") or decision.get("message") or status
-    return f"{status}: {reason}. Do not spend."
+def decision_text(answer: dict[str, Any], action: str, amount: Any) -> str:
+    """What the model reads about an authorization it asked for (core's sentence for its status)."""
+    authorization = Authorization.from_answer({"action": action, "amount": amount, **answer})
+    if authorization.status == "approved":
+        return approved_text(authorization)
+    if authorization.status == "pending":
+        return pending_text(authorization)
+    return denied_text(authorization)
 
 
 class AuthorizeArgs(BaseModel):
@@ -71,7 +74,12 @@ class SetPolicyArgs(BaseModel):
     allowed_actions: Optional[list[str]] = None
 
 
-def _with_client(tool: FunctionTool, client: BaseClient) -> FunctionTool:
+def _sync(client: Client) -> Agenitry:
+    """The client of a tool's sync implementation, which a tool has only on a sync client."""
+    return cast(Agenitry, client)
+
+
+def _with_client(tool: FunctionTool, client: Client) -> FunctionTool:
     """Keep the client on the tool (``tool.agenitry``): one made from ``api_key=`` is yours to close."""
     tool.agenitry = client  # type: ignore[attr-defined]
     return tool
@@ -86,7 +94,7 @@ def create_authorize_tool(
     venue_id: Optional[str] = None,
     agent_id: Optional[str] = None,
     *,
-    client: Optional[BaseClient] = None,
+    client: Optional[Client] = None,
     base_url: Optional[str] = None,
     name: str = "authorize_spend",
 ) -> FunctionTool:
@@ -100,14 +108,14 @@ def create_authorize_tool(
     async def aauthorize(action: str, amount: float, reason: Optional[str] = None) -> str:
         try:
             if isinstance(agent, AsyncAgenitry):
-                return decision_text(await agent.authorize(action, amount, reason=reason))
+                return decision_text(await agent.authorize(action, amount, reason=reason), action, amount)
             return await asyncio.to_thread(authorize, action, amount, reason)
         except AgenitryError as exc:
             return _error(exc)
 
     def authorize(action: str, amount: float, reason: Optional[str] = None) -> str:
         try:
-            return decision_text(agent.authorize(action, amount, reason=reason))  # type: ignore[attr-defined]
+            return decision_text(_sync(agent).authorize(action, amount, reason=reason), action, amount)
         except AgenitryError as exc:
             return _error(exc)
 
@@ -128,7 +136,7 @@ def create_log_event_tool(
     venue_id: Optional[str] = None,
     agent_id: Optional[str] = None,
     *,
-    client: Optional[BaseClient] = None,
+    client: Optional[Client] = None,
     base_url: Optional[str] = None,
     name: str = "log_event",
 ) -> FunctionTool:
@@ -139,7 +147,7 @@ def create_log_event_tool(
         action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
     ) -> str:
         try:
-            event = agent.log(action, amount=amount, direction=direction, reason=reason)  # type: ignore[attr-defined]
+            event = _sync(agent).log(action, amount=amount, direction=direction, reason=reason)
         except (AgenitryError, ValueError) as exc:
             return f"error: {exc}"
         return f"logged: event {event['id']} ({event['verify_url']})"
@@ -172,11 +180,11 @@ def create_set_policy_tool(
     venue_id: Optional[str] = None,
     agent_id: Optional[str] = None,
     *,
-    client: Optional[BaseClient] = None,
+    client: Optional[Client] = None,
     base_url: Optional[str] = None,
     name: str = "set_policy",
 ) -> FunctionTool:
-    """A tool that replaces a spending policy (admin keys only; an agent key is refused by the gateway)."""
+    """A tool that creates or updates a spending policy (admin keys only; an agent key is refused by the gateway)."""
     agent = resolve_client(client, api_key, venue_id, agent_id, base_url)
 
     def text(policy: dict[str, Any]) -> str:
@@ -184,7 +192,7 @@ def create_set_policy_tool(
 
     def set_policy(agent_id: Optional[str] = None, **limits: Any) -> str:
         try:
-            return text(agent.set_policy(agent_id=agent_id, **limits))  # type: ignore[attr-defined]
+            return text(_sync(agent).set_policy(agent_id=agent_id, **limits))
         except AgenitryError as exc:
             return _error(exc)
 
@@ -201,7 +209,7 @@ def create_set_policy_tool(
             fn=None if isinstance(agent, AsyncAgenitry) else set_policy,
             async_fn=aset_policy,
             name=name,
-            description="Replace a spending policy (admin only). Limits left out are unlimited.",
+            description="Create or update a spending policy (admin only). Limits left out keep their value.",
             fn_schema=SetPolicyArgs,
         ),
         agent,

@@ -4,35 +4,65 @@ Give :meth:`ToolRunner.run` a Chat Completions message (``completion.choices[0].
 or a Responses API response (or its ``output`` list); it runs each function call and
 returns the messages to send back: ``{"role": "tool", ...}`` for Chat Completions,
 ``{"type": "function_call_output", ...}`` for Responses. Nothing the model sends raises:
-unknown tools and malformed arguments become error outputs it can correct.
+unknown tools, malformed arguments and wrong types become error outputs it can correct.
 
-A spending tool runs only once the gateway approved its authorization. Pending → the
-output says approval is pending and names the authorization; the call is remembered, and
-when the model repeats it (same tool, same arguments) or the application calls
-:meth:`ToolRunner.resume`, the authorization is re-read from the gateway: approved → the
-tool runs once and the authorization is executed; denied or expired → it never runs.
+A spending tool goes through core's gated call (:func:`agenitry.integration.run_gated`):
+its amount is checked as the model wrote it, its authorization is keyed by the call
+(:func:`~agenitry.integration.call_key`: the runner's ``scope``, the call id, the tool, the
+arguments), and the function runs only while this run holds the approved authorization's
+claim. The same call run again (after a pause, a restart, or twice) continues its
+authorization and runs at most once.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, Union
 
 import pydantic
 
-from agenitry import AgenitryError, ApprovalRequired, AsyncAgenitry, SpendDenied
-from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, record_tool_call, resolve_amount, summarize_arguments
+from agenitry.integration import (
+    Agenitry,
+    AmountSpec,
+    AsyncAgenitry,
+    Client,
+    GatedCall,
+    GateOutcome,
+    InvalidAmount,
+    OutcomeKind,
+    arun_gated,
+    call_key,
+    describe_error,
+    invalid_text,
+    record_tool_call,
+    run_gated,
+)
 
 from ._schema import arguments_model, chat_tool, describe, responses_tool, strict_schema
-from ._tools import SIGNATURES, abind, bind, decision_text
+from ._tools import SIGNATURES, abind, bind
 
 Shape = Literal["chat", "responses"]
-Status = Literal["ok", "approved", "denied", "pending", "error"]
+Status = Literal["ok", "approved", "denied", "pending", "done", "in_progress", "invalid", "error"]
+
+#: A gated call's outcome kind as a ToolResult status.
+_STATUS: Mapping[OutcomeKind, Status] = {
+    "ran": "approved",
+    "approved": "approved",
+    "denied": "denied",
+    "pending": "pending",
+    "already_done": "done",
+    "in_progress": "in_progress",
+    "failed": "error",
+    "invalid": "invalid",
+    "unavailable": "error",
+}
+
+logger = logging.getLogger("agenitry")
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,7 @@ class ToolResult:
     value: Any = None
 
     def message(self) -> dict[str, Any]:
+        """The output message for the model, in the shape of the call (Chat Completions or Responses)."""
         if self.call.shape == "chat":
             return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
         return {"type": "function_call_output", "call_id": self.call.id, "output": self.content}
@@ -77,15 +108,16 @@ class Tool:
     takes_model: bool = False
 
     def schema(self) -> dict[str, Any]:
+        """The strict ``parameters`` schema of the tool's arguments."""
         return strict_schema(self.model)
 
 
-@dataclass
-class _Pending:
-    tool: str
-    arguments: str
-    call: ToolCall
-    key: tuple[str, str] = field(default=("", ""))
+@dataclass(frozen=True)
+class _Plan:
+    """A call whose arguments passed: the function to call, and (spending tools) the gated request."""
+
+    body: Callable[[], Any]
+    request: Optional[GatedCall]
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -121,14 +153,15 @@ def tool_calls(source: Any) -> list[ToolCall]:
     ]
 
 
-def _canonical(arguments: Mapping[str, Any]) -> str:
-    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-
-
 class ToolRunner:
     """Runs a model's tool calls on an Agenitry client (sync :meth:`run`, async :meth:`arun`).
 
-    >>> runner = ToolRunner(agent, tools=[lookup_menu])  # doctest: +SKIP
+    ``scope``: what makes a call id unique for this runner (a conversation or thread id);
+    None, the default, when call ids are unique alone (OpenAI's are). A call run again
+    with the same scope, call id, tool and arguments, even by another runner in another
+    process, continues the same authorization.
+
+    >>> runner = ToolRunner(agent, tools=[lookup_menu], scope="conversation-42")  # doctest: +SKIP
     >>> runner.add(order_supplies, action="purchase_order", amount="total")  # doctest: +SKIP
     >>> reply = llm.chat.completions.create(model=model, messages=messages, tools=runner.chat_tools())  # doctest: +SKIP
     >>> messages += [reply.choices[0].message, *runner.run(reply.choices[0].message)]  # doctest: +SKIP
@@ -136,23 +169,23 @@ class ToolRunner:
 
     def __init__(
         self,
-        client: BaseClient,
+        client: Client,
         tools: Iterable[Callable[..., Any]] = (),
         *,
         agenitry_tools: bool = False,
         agent_id: Optional[str] = None,
+        scope: Optional[str] = None,
     ) -> None:
         self.client = client
         self.agent_id = agent_id
+        self.scope = scope
         self.tools: dict[str, Tool] = {}
-        #: Calls waiting for the owner, by authorization id.
-        self.pending: dict[str, _Pending] = {}
-        self._waiting: dict[tuple[str, str], str] = {}
-        self._finished: dict[str, ToolResult] = {}
+        #: Calls of this runner waiting for the owner, by authorization id (see :meth:`resume`).
+        self.pending: dict[str, ToolCall] = {}
         for fn in tools:
             self.add(fn)
         if agenitry_tools:
-            implementations = abind(client) if isinstance(client, AsyncAgenitry) else bind(client)  # type: ignore[arg-type]
+            implementations = abind(client) if isinstance(client, AsyncAgenitry) else bind(client)
             for signature in SIGNATURES:
                 self.add(
                     implementations[signature.__name__], name=signature.__name__, arguments=arguments_model(signature)
@@ -177,7 +210,8 @@ class ToolRunner:
 
         ``arguments``: a pydantic model for the arguments; ``fn`` then receives one instance
         of it (unless the model was derived from ``fn``'s own signature).
-        ``amount``: an argument's name, a function of the arguments, or a number.
+        ``amount``: an argument's name, a function of the arguments as the model sent them
+        (JSON values), or a number.
         """
         if (action is None) != (amount is None):
             raise TypeError("a spending tool needs both action= and amount=")
@@ -206,41 +240,79 @@ class ToolRunner:
         return [result.message() for result in self.run_calls(source)]
 
     async def arun(self, source: Any) -> list[dict[str, Any]]:
+        """:meth:`run` for async code (either client; async tool functions are awaited)."""
         return [result.message() for result in await self.arun_calls(source)]
 
     def run_calls(self, source: Any) -> list[ToolResult]:
-        if isinstance(self.client, AsyncAgenitry):
-            raise TypeError("this runner has an AsyncAgenitry client: use 'await runner.arun(...)'")
-        return [self._drive_sync(call) for call in tool_calls(source)]
+        """Run every tool call of a message / response; a :class:`ToolResult` each, in order."""
+        client = self._sync_client()
+        return [self._run_one(client, call) for call in tool_calls(source)]
 
     async def arun_calls(self, source: Any) -> list[ToolResult]:
-        return [await self._drive_async(call) for call in tool_calls(source)]
+        """:meth:`run_calls` for async code."""
+        return [await self._arun_one(call) for call in tool_calls(source)]
 
     def resume(self, authorization_id: str) -> ToolResult:
-        """Continue a pending call now that the owner may have decided (the gateway's record decides)."""
-        pending = self._pending_for(authorization_id)
-        return self._drive_sync(pending.call, continuing=authorization_id)
+        """Continue a pending call of this runner: the gateway's record decides (approved → it runs once).
+
+        A new runner (after a restart) has no pending calls: it continues one when the
+        same call (same scope, call id, tool and arguments) is run again.
+        """
+        return self._run_one(self._sync_client(), self._pending_call(authorization_id), authorization_id)
 
     async def aresume(self, authorization_id: str) -> ToolResult:
-        pending = self._pending_for(authorization_id)
-        return await self._drive_async(pending.call, continuing=authorization_id)
+        """:meth:`resume` for async code."""
+        return await self._arun_one(self._pending_call(authorization_id), authorization_id)
 
-    def _pending_for(self, authorization_id: str) -> _Pending:
-        if authorization_id in self._finished:
-            return _Pending("", "", self._finished[authorization_id].call)
+    def _pending_call(self, authorization_id: str) -> ToolCall:
         if authorization_id not in self.pending:
             raise KeyError(f"no pending call for authorization {authorization_id}")
         return self.pending[authorization_id]
 
-    # -- one call: the same steps, sync or async ------------------------------------------------------
+    def _sync_client(self) -> Agenitry:
+        if isinstance(self.client, AsyncAgenitry):
+            raise TypeError("this runner has an AsyncAgenitry client: use 'await runner.arun(...)'")
+        return self.client
 
-    def _prepare(self, call: ToolCall) -> Union[ToolResult, tuple[Tool, dict[str, Any]]]:
+    # -- one call: planned once, run sync or async ------------------------------------------------
+
+    def _run_one(self, client: Agenitry, call: ToolCall, authorization_id: Optional[str] = None) -> ToolResult:
+        started = time.perf_counter()
+        plan = self._plan(call, authorization_id)
+        if isinstance(plan, ToolResult):
+            return self._recorded(plan, started)
+        if plan.request is not None:
+            return self._gated(call, run_gated(client, plan.request, plan.body))
+        try:
+            value = plan.body()
+        except Exception as error:
+            return self._recorded(_error(call, error), started)
+        return self._recorded(ToolResult(call, "ok", _text(value), value=value), started)
+
+    async def _arun_one(self, call: ToolCall, authorization_id: Optional[str] = None) -> ToolResult:
+        started = time.perf_counter()
+        plan = self._plan(call, authorization_id)
+        if isinstance(plan, ToolResult):
+            return self._recorded(plan, started)
+        if plan.request is not None:
+            return self._gated(call, await arun_gated(self.client, plan.request, plan.body))
+        try:
+            value = plan.body()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as error:
+            return self._recorded(_error(call, error), started)
+        return self._recorded(ToolResult(call, "ok", _text(value), value=value), started)
+
+    def _plan(self, call: ToolCall, authorization_id: Optional[str]) -> Union[ToolResult, _Plan]:
+        """The call ready to run, or the error output that ends it (nothing was authorized)."""
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
             return ToolResult(call, "error", f"error: there is no tool named {call.name!r} (tools: {known}).")
+        text = call.arguments or "{}"
         try:
-            raw = json.loads(call.arguments or "{}")
+            arguments = json.loads(text)
         except json.JSONDecodeError as exc:
             return ToolResult(
                 call,
@@ -248,12 +320,34 @@ class ToolRunner:
                 f"error: the arguments of {call.name} are not valid JSON ({exc.msg} at position {exc.pos}). "
                 f"Call {call.name} again with a JSON object of its parameters.",
             )
-        if not isinstance(raw, dict):
+        if not isinstance(arguments, dict):
             return ToolResult(
                 call, "error", f"error: the arguments of {call.name} must be a JSON object. Call it again with one."
             )
+        request = None
+        if tool.action is not None:
+            request = GatedCall(
+                tool.action,
+                tool.amount,
+                arguments,
+                tool=tool.name,
+                agent_id=self.agent_id,
+                settle=tool.settle,
+                key=call_key(self.scope, call.id, tool.name, arguments),
+                authorization_id=authorization_id,
+                actual=tool.actual,
+                extra={"tool_call_id": call.id},
+            )
+            if isinstance(tool.amount, str):
+                # The amount as the model wrote it, checked before the types: `true` or "450" is
+                # an invalid amount, never coerced into money.
+                try:
+                    request.checked_amount()
+                except InvalidAmount as error:
+                    return ToolResult(call, "invalid", invalid_text(tool.name, error))
         try:
-            parsed = tool.model.model_validate(raw)
+            # Strict: a wrong type is an error the model corrects, never a coerced value.
+            parsed = tool.model.model_validate_json(text, strict=True)
         except pydantic.ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}" for error in exc.errors()
@@ -263,143 +357,49 @@ class ToolRunner:
                 "error",
                 f"error: invalid arguments for {call.name}: {problems}. Call it again with corrected arguments.",
             )
-        return tool, {"_model": parsed, **{name: getattr(parsed, name) for name in type(parsed).model_fields}}
+        return _Plan(lambda: _invoke(tool, parsed), request)
 
-    def _invoke(self, tool: Tool, values: dict[str, Any]) -> Any:
-        model = values["_model"]
-        if tool.takes_model:
-            return tool.fn(model)
-        return tool.fn(**{k: v for k, v in values.items() if k != "_model"})
+    def _gated(self, call: ToolCall, outcome: GateOutcome) -> ToolResult:
+        """A gated call's outcome as a ToolResult (run_gated recorded it); pending calls are kept for resume."""
+        authorization_id = outcome.authorization_id
+        if authorization_id is not None:
+            if outcome.kind == "pending":
+                self.pending[authorization_id] = call
+            else:
+                self.pending.pop(authorization_id, None)
+        content = _text(outcome.result) if outcome.kind == "ran" else outcome.message
+        return ToolResult(call, _STATUS[outcome.kind], content, authorization_id, outcome.result)
 
-    def _spend(self, tool: Tool, arguments: dict[str, Any], continuing: Optional[str]) -> Any:
-        return self.client.spend(  # type: ignore[attr-defined]
-            str(tool.action),
-            resolve_amount(tool.amount, arguments, tool.name),
-            agent_id=self.agent_id,
-            context={"tool": tool.name, "arguments": summarize_arguments(arguments)},
-            settle=tool.settle,
-            authorization_id=continuing,
-        )
-
-    def _before(
-        self, call: ToolCall, continuing: Optional[str]
-    ) -> Union[ToolResult, tuple[Tool, dict[str, Any], Optional[str]]]:
-        if continuing is not None and continuing in self._finished:
-            return self._finished[continuing]  # a replay: it already ran (or was refused)
-        prepared = self._prepare(call)
-        if isinstance(prepared, ToolResult):
-            return prepared
-        tool, values = prepared
-        arguments = {k: v for k, v in values.items() if k != "_model"}
-        if tool.action is not None and continuing is None:
-            # The model asking again for a call that waits for the owner continues it.
-            continuing = self._waiting.get((tool.name, _canonical(_plain(arguments))))
-            if continuing is not None and continuing in self._finished:
-                return self._finished[continuing]
-        return tool, values, continuing
-
-    def _decided(
-        self, call: ToolCall, tool: Tool, arguments: dict[str, Any], auth_id: Optional[str], result: ToolResult
-    ) -> ToolResult:
-        key = (tool.name, _canonical(_plain(arguments)))
-        if result.status == "pending" and result.authorization_id:
-            self.pending[result.authorization_id] = _Pending(tool.name, call.arguments, call, key)
-            self._waiting[key] = result.authorization_id
-        elif result.authorization_id:
-            previous = self.pending.pop(result.authorization_id, None)
-            self._waiting.pop(previous.key if previous else key, None)
-            if auth_id is not None:
-                self._finished[result.authorization_id] = result
-        return result
-
-    def _drive_sync(self, call: ToolCall, continuing: Optional[str] = None) -> ToolResult:
-        started = time.perf_counter()
-        before = self._before(call, continuing)
-        if isinstance(before, ToolResult):
-            return self._log(before, started, {})
-        tool, values, auth_id = before
-        arguments = {k: v for k, v in values.items() if k != "_model"}
-        if tool.action is None:
-            try:
-                value = self._invoke(tool, values)
-            except Exception as exc:
-                return self._log(ToolResult(call, "error", f"error: {type(exc).__name__}: {exc}"), started, arguments)
-            return self._log(ToolResult(call, "ok", _text(value), value=value), started, arguments)
-        spend = self._spend(tool, arguments, auth_id)
+    def _recorded(self, result: ToolResult, started: float) -> ToolResult:
+        """Record a call that was not gated (a plain tool, or one refused before any authorization)."""
         try:
-            with spend as auth:
-                value = self._invoke(tool, values)
-                if tool.actual is not None:
-                    auth.actual_amount = tool.actual(value)
-            result = ToolResult(call, "approved", _text(value), spend.authorization_id, value)
-        except (ApprovalRequired, SpendDenied) as exc:
-            result = self._refused(call, exc)
-        except Exception as exc:
-            result = self._failed(call, spend, exc)
-        return self._log(self._decided(call, tool, arguments, auth_id, result), started, arguments)
-
-    async def _drive_async(self, call: ToolCall, continuing: Optional[str] = None) -> ToolResult:
-        started = time.perf_counter()
-        before = self._before(call, continuing)
-        if isinstance(before, ToolResult):
-            return self._log(before, started, {})
-        tool, values, auth_id = before
-        arguments = {k: v for k, v in values.items() if k != "_model"}
-        if tool.action is None:
-            try:
-                value = await _maybe_await(self._invoke(tool, values))
-            except Exception as exc:
-                return self._log(ToolResult(call, "error", f"error: {type(exc).__name__}: {exc}"), started, arguments)
-            return self._log(ToolResult(call, "ok", _text(value), value=value), started, arguments)
-        spend = self._spend(tool, arguments, auth_id)
-        try:
-            async with spend as auth:
-                value = await _maybe_await(self._invoke(tool, values))
-                if tool.actual is not None:
-                    auth.actual_amount = tool.actual(value)
-            result = ToolResult(call, "approved", _text(value), spend.authorization_id, value)
-        except (ApprovalRequired, SpendDenied) as exc:
-            result = self._refused(call, exc)
-        except Exception as exc:
-            result = self._failed(call, spend, exc)
-        return self._log(self._decided(call, tool, arguments, auth_id, result), started, arguments)
-
-    @staticmethod
-    def _refused(call: ToolCall, exc: Union[ApprovalRequired, SpendDenied]) -> ToolResult:
-        status: Status = "pending" if isinstance(exc, ApprovalRequired) else "denied"
-        record = dict(exc.authorization)
-        if status == "denied" and record.get("status") in ("executed", "settled"):
-            # Continuing an authorization that was already used: it never runs twice.
-            return ToolResult(call, "denied", "denied: this authorization was already used.", exc.authorization_id)
-        return ToolResult(call, status, decision_text(record), exc.authorization_id)
-
-    @staticmethod
-    def _failed(call: ToolCall, spend: Any, exc: Exception) -> ToolResult:
-        if isinstance(exc, AgenitryError) and spend.authorization_id is None:
-            text = f"error: could not ask the spending policy ({exc}); nothing was spent."
-        else:
-            reversed_ = " The authorization was reversed; nothing was spent." if spend.reversed else ""
-            text = f"error: {type(exc).__name__}: {exc}.{reversed_}"
-        return ToolResult(call, "error", text, spend.authorization_id)
-
-    def _log(self, result: ToolResult, started: float, arguments: Mapping[str, Any]) -> ToolResult:
-        outcome = {"ok": "ok", "approved": "ok"}.get(result.status, result.status)
-        error = result.content if result.status == "error" else None
+            arguments = json.loads(result.call.arguments or "{}")
+        except json.JSONDecodeError:
+            arguments = {"raw": result.call.arguments}
         try:
             record_tool_call(
                 self.client,
                 result.call.name,
-                _plain(arguments),
+                arguments if isinstance(arguments, dict) else {"value": arguments},
                 (time.perf_counter() - started) * 1000,
-                outcome,
-                error,
+                result.status,
+                result.content if result.status != "ok" else None,
                 self.agent_id,
+                extra={"tool_call_id": result.call.id},
             )
         except Exception:  # the audit of a call never changes what the model is told
-            import logging
-
-            logging.getLogger("agenitry").warning("Could not record the call of %s", result.call.name, exc_info=True)
+            logger.warning("Could not record the call of %s", result.call.name, exc_info=True)
         return result
+
+
+def _invoke(tool: Tool, parsed: pydantic.BaseModel) -> Any:
+    if tool.takes_model:
+        return tool.fn(parsed)
+    return tool.fn(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
+
+
+def _error(call: ToolCall, error: Exception) -> ToolResult:
+    return ToolResult(call, "error", f"error: {describe_error(error)}")
 
 
 def _accepts_fields(fn: Callable[..., Any], model: type[pydantic.BaseModel]) -> bool:
@@ -413,10 +413,6 @@ def _accepts_fields(fn: Callable[..., Any], model: type[pydantic.BaseModel]) -> 
     return set(model.model_fields) <= set(parameters) and len(parameters) >= len(model.model_fields) > 0
 
 
-def _plain(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.model_dump(mode="json") if isinstance(v, pydantic.BaseModel) else v for k, v in arguments.items()}
-
-
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -426,7 +422,3 @@ def _text(value: Any) -> str:
         return json.dumps(value, default=str)
     except (TypeError, ValueError):
         return str(value)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value

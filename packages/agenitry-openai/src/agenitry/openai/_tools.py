@@ -7,9 +7,10 @@ the model can act on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, Literal, Optional
 
-from agenitry import Agenitry, AsyncAgenitry
+from agenitry.integration import Agenitry, AsyncAgenitry, Authorization, approved_text, denied_text, pending_text
 
 from ._schema import chat_tool, responses_tool
 
@@ -40,7 +41,7 @@ def set_policy(
     require_approval_above: Optional[float],
     allowed_actions: Optional[list[str]],
 ) -> str:
-    """Replace a spending policy (admin keys only): limits left null are unlimited."""
+    """Create or update a spending policy (admin keys only): a limit left null keeps its value."""
     raise NotImplementedError
 
 
@@ -62,19 +63,14 @@ def tool_schemas() -> list[dict[str, Any]]:
     return chat_completions_schemas()
 
 
-def decision_text(decision: dict[str, Any]) -> str:
-    """What the model reads about an authorization."""
-    status = decision.get("status")
-    authorization_id = decision.get("authorization_id") or decision.get("id")
-    if status in ("approved", "executed", "settled"):
-        return f"approved: authorization {authorization_id}; go ahead."
-    if status == "pending":
-        return (
-            f"pending: authorization {authorization_id} is waiting for the owner's approval. "
-            "Do not spend yet and do not ask again; tell the user it needs approval."
-        )
-    reason = decision.get("denial_reason") or decision.get("message") or status
-    return f"{status}: {reason}. Do not spend."
+def decision_text(answer: Mapping[str, Any]) -> str:
+    """What the model reads about a spend it asked about with ``authorize_spend`` (core's sentences)."""
+    authorization = Authorization.from_answer(answer)
+    if authorization.status == "approved":
+        return approved_text(authorization)
+    if authorization.status == "pending":
+        return pending_text(authorization)
+    return denied_text(authorization)
 
 
 def policy_text(policy: dict[str, Any]) -> str:

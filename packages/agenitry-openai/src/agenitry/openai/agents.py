@@ -8,11 +8,14 @@
 ...     state, waiting = await gate.resolve(result)
 ...     result = await Runner.run(agent, state)
 
-``needs_approval`` asks the gateway (one authorization per tool call, keyed by its call
-id): pending → the run stops with an interruption. :meth:`ApprovalGate.resolve` approves
-or rejects the interruptions by what the gateway says now — never by the caller's word.
-The tool's body continues the same authorization, so it runs only when the gateway
-approved it, and is executed (or reversed if it raises) exactly once.
+A gated tool is core's gated call (:mod:`agenitry.integration`) in openai-agents' shape:
+``needs_approval`` asks the gateway (:func:`~agenitry.integration.adecide`, keyed by
+:func:`~agenitry.integration.call_key`) and interrupts the run only while the owner has
+not decided; the tool's invoke runs the call (:func:`~agenitry.integration.arun_gated`):
+it runs only under the approved authorization's claim, at most once, and answers the
+model with core's sentence otherwise (denied, invalid amount, gateway unreachable,
+already done). :meth:`ApprovalGate.resolve` approves or rejects interruptions by what the
+gateway says now, never by the caller's word.
 """
 
 from __future__ import annotations
@@ -25,45 +28,57 @@ from agents import FunctionTool, RunContextWrapper, RunHooks, RunState
 from agents import function_tool as _function_tool
 from agents.tool_context import ToolContext
 
-from agenitry import ApprovalRequired, AsyncAgenitry, SpendDenied
-from agenitry._base import BaseClient
-from agenitry._gating import AmountSpec, record_tool_call, resolve_amount, summarize_arguments
-
-from ._tools import decision_text
+from agenitry.integration import (
+    AmountSpec,
+    Client,
+    GatedCall,
+    GateOutcome,
+    adecide,
+    arun_gated,
+    call_key,
+    invalid_text,
+    record_tool_call,
+)
 
 __all__ = ["AgenitryRunHooks", "ApprovalGate"]
 
+#: How a gated tool builds the request of one call (arguments, call id).
+Requester = Callable[[dict[str, Any], str], GatedCall]
 
-def _idempotency_key(call_id: str) -> str:
-    return f"openai-agents:{call_id}"
+
+class _GatedTool(FunctionTool):
+    """A FunctionTool made by :class:`ApprovalGate`: its calls are recorded by the gated call itself."""
+
+
+def _arguments(raw: Optional[str]) -> Optional[dict[str, Any]]:
+    """The call's arguments as the model wrote them, or None when they are not a JSON object."""
+    try:
+        parsed = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _not_an_object(tool: str) -> str:
+    return invalid_text(tool, "its arguments are not a JSON object")
 
 
 class ApprovalGate:
-    """Spending tools for openai-agents whose approval comes from the Agenitry gateway."""
+    """Spending tools for openai-agents whose approval comes from the Agenitry gateway.
 
-    def __init__(self, client: BaseClient, *, agent_id: Optional[str] = None) -> None:
+    ``scope``: what makes a call id unique (a conversation or run id); None, the default,
+    when call ids are unique alone (OpenAI's are). The same call (scope, call id, tool,
+    arguments) always continues the same authorization, in any process.
+    """
+
+    def __init__(self, client: Client, *, agent_id: Optional[str] = None, scope: Optional[str] = None) -> None:
         self.client = client
         self.agent_id = agent_id
-        #: Authorization ids by tool call id (what each interruption waits for).
+        self.scope = scope
+        #: Authorization ids by tool call id (what each call was decided under), as this gate saw them.
         self.authorizations: dict[str, str] = {}
-        #: For each gated tool: how to ask again for a call (after a restart, from a saved RunState).
-        self._askers: dict[str, Callable[[dict[str, Any], str], Any]] = {}
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        if isinstance(self.client, AsyncAgenitry):
-            return await result
-        return result
-
-    def _spend(self, action: str, amount: Any, call_id: str, arguments: dict[str, Any], tool: str) -> Any:
-        return self.client.spend(  # type: ignore[attr-defined]
-            action,
-            amount,
-            agent_id=self.agent_id,
-            context={"tool": tool, "arguments": summarize_arguments(arguments)},
-            # The same call id is the same request: a replay reuses the first authorization.
-            idempotency_key=_idempotency_key(call_id),
-        )
+        #: For each gated tool: the request of one of its calls (to resolve interruptions of a restored state).
+        self._requests: dict[str, Requester] = {}
 
     def function_tool(
         self,
@@ -76,52 +91,40 @@ class ApprovalGate:
     ) -> FunctionTool:
         """``fn`` as a FunctionTool that needs the gateway's approval (``needs_approval`` asks it)."""
         tool_name = name or fn.__name__
-        # No failure_error_function: a failing body must raise through the spend, which reverses it.
+        # No failure_error_function: a failing body must raise into the gated call, which releases it.
         plain = _function_tool(
             fn, name_override=tool_name, description_override=description, failure_error_function=None
         )
 
-        def amount_of(arguments: dict[str, Any]) -> Any:
-            return resolve_amount(amount, arguments, tool_name)
-
-        async def ask(arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
-            """Authorize this call; the same call id always gets the same authorization (idempotency key)."""
-            spend = self._spend(action, amount_of(arguments), call_id, arguments, tool_name)
-            decision: dict[str, Any] = await self._call(
-                "authorize",
+        def request(arguments: dict[str, Any], call_id: str) -> GatedCall:
+            return GatedCall(
                 action,
-                amount_of(arguments),
+                amount,
+                arguments,
+                tool=tool_name,
                 agent_id=self.agent_id,
-                context=spend.context,
-                idempotency_key=_idempotency_key(call_id),
+                key=call_key(self.scope, call_id, tool_name, arguments),
+                extra={"tool_call_id": call_id},
             )
-            authorization_id = decision.get("authorization_id")
-            if authorization_id:
-                self.authorizations[call_id] = authorization_id
-                if decision.get("status") == "pending":
-                    # A replay answers with the first decision; the owner may have decided since.
-                    decision = await self._call("get_authorization", authorization_id)
-            return decision
 
         async def needs_approval(context: RunContextWrapper[Any], arguments: dict[str, Any], call_id: str) -> bool:
-            # Denied needs no approval: the body reads the same authorization and refuses.
-            return (await ask(arguments, call_id)).get("status") == "pending"
-
-        self._askers[tool_name] = ask
+            # Only the owner's pending decision stops the run; every other outcome (denied, a
+            # bad amount, the gateway out of reach) is the tool's to answer the model.
+            return (await self._decide(request(arguments, call_id), call_id)).kind == "pending"
 
         async def invoke(context: ToolContext[Any], raw: str) -> Any:
-            arguments = json.loads(raw or "{}")
-            spend = self._spend(action, amount_of(arguments), context.tool_call_id, arguments, tool_name)
-            try:
-                async with spend:
-                    return await plain.on_invoke_tool(context, raw)
-            except (ApprovalRequired, SpendDenied) as refused:
-                return decision_text(dict(refused.authorization))
-            except Exception as exc:
-                reversed_ = " The authorization was reversed; nothing was spent." if spend.reversed else ""
-                return f"error: {type(exc).__name__}: {exc}.{reversed_}"
+            arguments = _arguments(raw)
+            if arguments is None:
+                return _not_an_object(tool_name)
+            call_id = context.tool_call_id
+            outcome = await arun_gated(
+                self.client, request(arguments, call_id), lambda: plain.on_invoke_tool(context, raw)
+            )
+            self._note(call_id, outcome)
+            return outcome.result if outcome.kind == "ran" else outcome.message
 
-        return FunctionTool(
+        self._requests[tool_name] = request
+        return _GatedTool(
             name=plain.name,
             description=plain.description,
             params_json_schema=plain.params_json_schema,
@@ -133,42 +136,51 @@ class ApprovalGate:
     async def resolve(self, result: Any) -> tuple[RunState[Any], list[Any]]:
         """Approve or reject a run's interruptions by the gateway's current decision.
 
-        Returns the state to run again and the interruptions still pending (left undecided).
+        ``result``: a run result, or a RunState (one restored with ``RunState.from_string``).
+        Approved → approved (the tool still runs only under the gateway's claim);
+        pending, or the gateway out of reach → returned undecided; anything else (denied,
+        expired, already done, an invalid amount) → rejected with the sentence the model reads.
+        Returns the state to run again and the interruptions still undecided.
         """
-        state: RunState[Any] = result.to_state()
+        state: RunState[Any] = result if isinstance(result, RunState) else result.to_state()
         waiting = []
         for item in state.get_interruptions():
-            call_id = _call_id(item)
-            authorization_id = self.authorizations.get(call_id)
-            asker = self._askers.get(str(getattr(item, "name", None) or getattr(item.raw_item, "name", "")))
-            if authorization_id is not None:
-                record = await self._call("get_authorization", authorization_id)
-            elif asker is not None:
-                # A state restored elsewhere: asking again with the call id finds the same authorization.
-                record = await asker(json.loads(getattr(item, "arguments", None) or "{}"), call_id)
-            else:
+            request = self._requests.get(str(item.name))
+            if request is None:
                 waiting.append(item)  # not one of this gate's tools
                 continue
-            status = record.get("status")
-            if status == "approved":
+            arguments = _arguments(item.arguments)
+            if arguments is None:
+                state.reject(item, rejection_message=_not_an_object(str(item.name)))
+                continue
+            call_id = str(item.call_id)
+            outcome = await self._decide(request(arguments, call_id), call_id)
+            if outcome.kind == "approved":
                 state.approve(item)
-            elif status == "pending":
+            elif outcome.kind in ("pending", "unavailable"):
                 waiting.append(item)
             else:
-                state.reject(item, rejection_message=decision_text(record))
+                state.reject(item, rejection_message=outcome.message)
         return state, waiting
 
+    async def _decide(self, request: GatedCall, call_id: str) -> GateOutcome:
+        outcome = await adecide(self.client, request)
+        self._note(call_id, outcome)
+        return outcome
 
-def _call_id(item: Any) -> str:
-    raw = getattr(item, "raw_item", None)
-    value = getattr(raw, "call_id", None) or (raw.get("call_id") if isinstance(raw, dict) else None)
-    return str(value or getattr(item, "call_id", ""))
+    def _note(self, call_id: str, outcome: GateOutcome) -> None:
+        if outcome.authorization_id is not None:
+            self.authorizations[call_id] = outcome.authorization_id
 
 
 class AgenitryRunHooks(RunHooks[Any]):
-    """Log every tool call that executes as a ``tool_call`` event (name, arguments, duration, outcome)."""
+    """Log every tool call that executes as a ``tool_call`` event (name, arguments, duration, outcome).
 
-    def __init__(self, client: BaseClient, *, agent_id: Optional[str] = None) -> None:
+    Calls of an :class:`ApprovalGate`'s tools are left out: the gated call records them
+    itself, with their outcome and authorization.
+    """
+
+    def __init__(self, client: Client, *, agent_id: Optional[str] = None) -> None:
         self.client = client
         self.agent_id = agent_id
         self._started: dict[str, float] = {}
@@ -178,22 +190,25 @@ class AgenitryRunHooks(RunHooks[Any]):
         return str(getattr(context, "tool_call_id", None) or getattr(tool, "name", "tool"))
 
     async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
-        self._started[self._key(context, tool)] = time.perf_counter()
+        """Note when the call started."""
+        if not isinstance(tool, _GatedTool):
+            self._started[self._key(context, tool)] = time.perf_counter()
 
     async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: Any) -> None:
+        """Record the executed call."""
+        if isinstance(tool, _GatedTool):
+            return
         started = self._started.pop(self._key(context, tool), time.perf_counter())
-        try:
-            arguments = json.loads(getattr(context, "tool_arguments", None) or "{}")
-        except json.JSONDecodeError:
-            arguments = {"raw": getattr(context, "tool_arguments", "")}
-        text = str(result)
-        refused = text.startswith(("denied:", "pending:", "expired:"))
+        raw = getattr(context, "tool_arguments", None)
+        arguments = _arguments(raw)
+        call_id = getattr(context, "tool_call_id", None)
         record_tool_call(
             self.client,
             str(getattr(tool, "name", "tool")),
-            arguments if isinstance(arguments, dict) else {"value": arguments},
+            arguments if arguments is not None else {"raw": raw or ""},
             (time.perf_counter() - started) * 1000,
-            "denied" if refused else "ok",
+            "ok",
             None,
             self.agent_id,
+            extra={"tool_call_id": call_id} if call_id else None,
         )

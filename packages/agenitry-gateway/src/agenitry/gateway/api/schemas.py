@@ -7,9 +7,11 @@ Strings are never taken for numbers, nor numbers for strings.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 
 def _number(value: Any) -> Any:
@@ -22,13 +24,58 @@ Amount = Annotated[Union[int, float], BeforeValidator(_number)]
 Context = dict[str, Any]
 
 
+#: The error type (and the answer's ``code``) of a field a write body does not have.
+UNKNOWN_FIELD = "unknown_field"
+
+
+def unknown_field_sentence(name: str, known: list[str]) -> str:
+    """What to tell a caller who sent ``name``, naming the known field it most likely meant.
+
+    >>> unknown_field_sentence("max_daily_limit", ["agent_id", "max_daily_spend"])
+    "Unknown field 'max_daily_limit'; did you mean 'max_daily_spend'?"
+    """
+    close = difflib.get_close_matches(name[:100], known, n=1)
+    return f"Unknown field '{_shortened(name)}'" + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def _shortened(name: str) -> str:
+    # A field name is the caller's to choose, up to the whole body: echo a bounded part.
+    return name if len(name) <= 64 else name[:61] + "..."
+
+
 class _In(BaseModel):
-    # Unknown fields are ignored, as the 0.2.0 SDK sends a few the protocol never read.
-    model_config = ConfigDict(extra="ignore")
+    """A write body: strict, so a misspelt field fails closed instead of being dropped (a
+    dropped limit would mean no limit). The published 0.2.0 SDK sends only fields of the
+    protocol, so it needs no exception."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, data: Any) -> Any:
+        # Checked here rather than by extra="forbid" alone, which only says "Extra inputs
+        # are not permitted": the model knows its fields, so it can name the one meant.
+        if isinstance(data, dict) and not data.keys() <= cls.model_fields.keys():
+            known = list(cls.model_fields)
+            unknown = [(_shortened(name), unknown_field_sentence(name, known)) for name in data if name not in known]
+            more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+            # "sentence" last: the template's placeholders are filled in order, so a field
+            # named like a placeholder is never filled in itself.
+            context = {"unknown": unknown, "sentence": unknown[0][1] + more}
+            raise PydanticCustomError(UNKNOWN_FIELD, "{sentence}", context)
+        return data
+
+
+class NoFieldsIn(_In):
+    """The body of a write that takes no fields (a DELETE): any field is unknown."""
+
+
+#: A body may name its venue; any but the key's own answers 404, as its objects do.
+VenueId = Annotated[Optional[StrictStr], Field(None, description="The key's venue, if given (another answers 404)")]
 
 
 class EventIn(_In):
-    venue_id: Optional[StrictStr] = None
+    venue_id: VenueId = None
     agent_id: Optional[StrictStr] = None
     action: StrictStr
     amount: Optional[Amount] = None
@@ -44,6 +91,7 @@ class EventBatchIn(_In):
 
 
 class AuthorizeIn(_In):
+    venue_id: VenueId = None
     agent_id: Optional[StrictStr] = None
     action: StrictStr
     amount: Amount
@@ -52,9 +100,26 @@ class AuthorizeIn(_In):
     reason: Optional[StrictStr] = None
 
 
+ClaimToken = Annotated[
+    Optional[StrictStr],
+    Field(None, max_length=200, description="The token of this authorization's claim (needed while it is claimed)"),
+]
+
+
+class ClaimIn(_In):
+    lease_seconds: Optional[StrictInt] = Field(
+        None, ge=1, description="How long the claim holds (never past the execute window, which it holds without)"
+    )
+
+
 class ExecuteIn(_In):
     actual_amount: Optional[Amount] = None
     context: Optional[Context] = None
+    claim_token: ClaimToken = None
+
+
+class ReverseIn(_In):
+    claim_token: ClaimToken = None
 
 
 class SettleIn(_In):
@@ -70,6 +135,9 @@ class DenyIn(_In):
 
 
 class PolicyIn(_In):
+    """A field not sent keeps its value (none on create); ``null`` removes that limit."""
+
+    venue_id: VenueId = None
     agent_id: Optional[StrictStr] = Field(None, description="None: the venue-wide policy")
     max_single_amount: Optional[Amount] = None
     max_daily_spend: Optional[Amount] = None
@@ -193,6 +261,18 @@ class DecisionOut(BaseModel):
     denial_code: Optional[str] = None
     message: Optional[str] = None
     created_at: str
+
+
+class ClaimedOut(BaseModel):
+    authorization_id: str
+    status: Literal["approved"]
+    claim_token: Optional[str] = Field(
+        ...,
+        description="clm_...: shown only here; execute (or release) with it. A replay of a claim the same key"
+        " still holds issues a new one; otherwise null (only its digest was stored)",
+    )
+    claimed_until: str = Field(..., description="When the lease ends; at the latest, the execute window's end")
+    claimed_by: str = Field(..., description="The key id that holds the claim")
 
 
 class ExecutedOut(BaseModel):

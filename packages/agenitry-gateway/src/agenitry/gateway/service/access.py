@@ -1,9 +1,12 @@
 """Who may do what: one place decides for every route, the CLI and embedded clients.
 
 admin  everything in its venue: policies, approve/deny, keys, and all an agent may do.
-agent  bound to one agent id: log, authorize, execute, settle, reverse for that agent;
-       read its venue's events, authorizations and policies. Never a policy change or an
-       approval, so an agent cannot raise its own limit or approve itself.
+agent  bound to one agent id: log, authorize, claim, execute, settle for that agent, and
+       reverse an approved authorization it has not executed; read its venue's events,
+       authorizations and policies. Never a policy change or an approval, so an agent
+       cannot raise its own limit or approve itself, nor give back budget it spent.
+
+Who may take which step of an authorization's lifecycle is :data:`agenitry.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from agenitry import TRANSITIONS
 from agenitry.gateway.errors import Forbidden, NotFound
 
 Role = Literal["admin", "agent"]
@@ -49,6 +53,21 @@ class Principal:
     def require_admin(self, doing: str) -> None:
         if self.role != "admin":
             raise Forbidden(f"Only an admin key can {doing}; this key belongs to an agent", code="admin_required")
+
+    def require_step(self, operation: str, status: Optional[str] = None) -> None:
+        """Refuse a lifecycle step this role may not take: from any status when ``status`` is
+        None, else from ``status`` (a status the step cannot start from is the lifecycle's 409)."""
+        transition = TRANSITIONS[operation]
+        if status is None:
+            if self.role not in transition.actors:
+                self.require_admin(f"{operation} an authorization")
+            return
+        step = transition.sources.get(status)
+        if step is not None and self.role not in step.by:
+            raise Forbidden(
+                step.refusal or f"Only an admin key can {operation} an authorization that is {status}",
+                code="admin_required",
+            )
 
     def require_agent(self, agent_id: str) -> None:
         """Refuse an agent key acting on another agent's authorization."""

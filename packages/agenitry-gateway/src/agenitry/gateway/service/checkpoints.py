@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agenitry._tlog import Checkpoint, NoteSignature, b64decode, b64encode, format_note, key_id, verifier_key
 from agenitry.gateway._clock import iso
 from agenitry.gateway.service import log
 from agenitry.gateway.service.signing import SigningKey
 from agenitry.gateway.store.schema import checkpoints, log_keys, venues
+from agenitry.transparency import Checkpoint, NoteSignature, b64decode, b64encode, format_note, key_id, verifier_key
 
 
 def origin_prefix(public_url: str) -> str:

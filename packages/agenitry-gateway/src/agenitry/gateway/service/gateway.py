@@ -18,10 +18,9 @@ from typing import Any, Optional
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agenitry import DEFAULT_DIRECTIONS, canonical_json
-from agenitry._types import AUTHORIZATION_STATUSES
+from agenitry import AUTHORIZATION_STATUSES, DEFAULT_DIRECTIONS, RESERVED_ACTION_PREFIXES, canonical_json
 from agenitry.gateway._clock import DAY, SECOND, Clock, iso, start_of_utc_day, system_clock
-from agenitry.gateway._ids import CLIENT_EVENT_ID, new_api_key, new_id
+from agenitry.gateway._ids import CLIENT_EVENT_ID, digest, new_api_key, new_id
 from agenitry.gateway._money import display, to_number
 from agenitry.gateway.errors import Conflict, NotFound, Unauthenticated, Unprocessable
 from agenitry.gateway.service import events, inputs, ledger, lifecycle, records
@@ -43,13 +42,14 @@ from agenitry.gateway.store.schema import (
 from agenitry.gateway.store.schema import (
     events as events_table,
 )
+from agenitry.gateway.store.sums import joined, split_sum
 
 _PERIOD_SPANS = {"today": None, "7d": 7 * DAY, "30d": 30 * DAY, "all": None}
 MAX_BATCH = 1_000
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
 #: Gateway-written actions, left out of the business totals of stats.
-_SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in inputs.RESERVED_PREFIXES)
+_SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in RESERVED_ACTION_PREFIXES)
 _POLICY_LIMITS = ("max_single_amount", "max_daily_spend", "max_monthly_spend", "require_approval_above")
 _ALL_SCOPES = "*"
 # Built once, as each runs on most requests: building one cost more than running it.
@@ -140,8 +140,19 @@ class Gateway:
                 self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)
 
     def _transact(
-        self, principal: Principal, idempotency: Optional[Idempotency], work: Callable[[Tx], dict[str, Any]]
+        self,
+        principal: Principal,
+        idempotency: Optional[Idempotency],
+        work: Callable[[Tx], dict[str, Any]],
+        *,
+        shown_once: Optional[str] = None,
+        replay: Optional[Callable[[Tx, dict[str, Any]], dict[str, Any]]] = None,
     ) -> Outcome:
+        """Run ``work`` in the venue's transaction, once per Idempotency-Key.
+
+        The answer's field ``shown_once`` is stored as null (only its digest is kept), so a
+        repeat gets the stored answer through ``replay``, which may issue the secret anew.
+        """
         with self._venue_tx(principal.venue_id) as tx:
             if idempotency is not None:
                 stored = tx.conn.execute(
@@ -153,7 +164,8 @@ class Gateway:
                             "This Idempotency-Key was already used with a different request",
                             code="idempotency_key_reused",
                         )
-                    return Outcome(json.loads(stored.body), replayed=True)
+                    answered = json.loads(stored.body)
+                    return Outcome(replay(tx, answered) if replay else answered, replayed=True)
             body = work(tx)
             if idempotency is not None:
                 tx.conn.execute(
@@ -162,7 +174,7 @@ class Gateway:
                         "venue_id": principal.venue_id,
                         "key": idempotency.key,
                         "fingerprint": idempotency.fingerprint,
-                        "body": json.dumps(body, ensure_ascii=False),
+                        "body": json.dumps({**body, shown_once: None} if shown_once else body, ensure_ascii=False),
                         "created_at": tx.now,
                     },
                 )
@@ -251,7 +263,7 @@ class Gateway:
                 "agent_id": agent_id,
                 "name": inputs.text(name, "name", limit=inputs.MAX_NAME),
                 "prefix": secret[:11],
-                "digest": _digest(secret),
+                "digest": digest(secret),
                 "created_at": tx.now,
                 "revoked_at": None,
             }
@@ -292,7 +304,7 @@ class Gateway:
         if not secret or not secret.startswith("ag_") or len(secret) > 200:
             raise Unauthenticated()
         with self.db.read() as conn:
-            row = conn.execute(_PRESENTED_KEY, {"digest": _digest(secret)}).first()
+            row = conn.execute(_PRESENTED_KEY, {"digest": digest(secret)}).first()
         if row is None:
             raise Unauthenticated()
         return Principal(key_id=row.id, venue_id=row.venue_id, role=row.role, agent_id=row.agent_id)
@@ -303,7 +315,7 @@ class Gateway:
         self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
     ) -> Outcome:
         """POST /v1/events: append one event (a re-sent client id is stored once)."""
-        principal.require_venue(fields.get("venue_id") or principal.venue_id)
+        _require_named_venue(principal, fields)
 
         def work(tx: Tx) -> dict[str, Any]:
             [row] = self._append_client_events(tx, principal, [fields])
@@ -318,7 +330,7 @@ class Gateway:
         if not 1 <= len(batch) <= MAX_BATCH:
             raise Unprocessable(f"A batch holds 1 to {MAX_BATCH} events", code="invalid_batch")
         for fields in batch:
-            principal.require_venue(fields.get("venue_id") or principal.venue_id)
+            _require_named_venue(principal, fields)
 
         def work(tx: Tx) -> dict[str, Any]:
             rows = self._append_client_events(tx, principal, batch)
@@ -412,7 +424,7 @@ class Gateway:
         with self._read(venue_id) as conn:
             currency = _venue_currency(conn, venue_id)
             query = (
-                select(e.agent_id, e.direction, e.currency, func.count(), func.coalesce(func.sum(e.amount), 0))
+                select(e.agent_id, e.direction, e.currency, func.count(), *split_sum(e.amount))
                 .where(e.venue_id == venue_id, *[e.action.not_like(p) for p in _SYSTEM_ACTIONS])
                 .group_by(e.agent_id, e.direction, e.currency)
             )
@@ -422,13 +434,14 @@ class Gateway:
         by_agent: dict[str, dict[str, Any]] = {}
         totals = {"inbound": 0, "outbound": 0}
         count = 0
-        for agent, direction, event_currency, n, amount in groups:
+        for agent, direction, event_currency, n, high, low in groups:
             entry = by_agent.setdefault(agent, {"events": 0, "inbound": 0, "outbound": 0})
             entry["events"] += n
             count += n
             if direction in totals and event_currency == currency:
-                entry[direction] += int(amount)
-                totals[direction] += int(amount)
+                amount = joined(high, low)
+                entry[direction] += amount
+                totals[direction] += amount
         for entry in by_agent.values():
             entry["inbound"] = to_number(entry["inbound"], currency)
             entry["outbound"] = to_number(entry["outbound"], currency)
@@ -448,6 +461,7 @@ class Gateway:
         self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
     ) -> Outcome:
         """POST /v1/authorize: decide a spend request; a denial or pending is an answer, not an error."""
+        _require_named_venue(principal, fields)
         agent_id = inputs.agent_id(principal.acting_for(fields.get("agent_id")))
         action = inputs.caller_action(fields.get("action"))
         if fields.get("amount") is None:
@@ -477,15 +491,51 @@ class Gateway:
         self,
         principal: Principal,
         authorization_id: str,
+        operation: str,
         idempotency: Optional[Idempotency],
         step: Callable[[Tx, Any], dict[str, Any]],
+        **options: Any,
     ) -> Outcome:
+        """Take ``operation`` on one authorization, once the key may (by role, agent and status)."""
+        principal.require_step(operation)
+
         def work(tx: Tx) -> dict[str, Any]:
             row = lifecycle.load(tx, authorization_id)
             principal.require_agent(row.agent_id)
+            principal.require_step(operation, row.status)
             return step(tx, row)
 
-        return self._transact(principal, idempotency, work)
+        return self._transact(principal, idempotency, work, **options)
+
+    def claim(
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        lease_seconds: Optional[int] = None,
+        idempotency: Optional[Idempotency] = None,
+    ) -> Outcome:
+        """POST /v1/authorize/{id}/claim: become the one caller that may execute an approved
+        authorization, until the lease ends; the token is in this answer only."""
+        if lease_seconds is not None and (
+            isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int) or lease_seconds < 1
+        ):
+            raise Unprocessable("lease_seconds must be a whole number of seconds, at least 1", code="invalid_lease")
+
+        def step(tx: Tx, row: Any) -> dict[str, Any]:
+            return _claimed(*lifecycle.claim(tx, row, principal.key_id, lease_seconds))
+
+        def replay(tx: Tx, answered: dict[str, Any]) -> dict[str, Any]:
+            # The first answer was lost: the same key repeating the same claim gets a fresh
+            # token for the claim it still holds (the lost one stops working).
+            row = lifecycle.load(tx, authorization_id)
+            if row.claimed_by != principal.key_id or not lifecycle.claimed(row, tx.now):
+                return answered
+            return _claimed(*lifecycle.renew_claim(tx, row))
+
+        return self._on_authorization(
+            principal, authorization_id, "claim", idempotency, step, shown_once="claim_token", replay=replay
+        )
 
     def execute(
         self,
@@ -494,15 +544,17 @@ class Gateway:
         *,
         actual_amount: Any = None,
         context: Optional[dict[str, Any]] = None,
+        claim_token: Optional[str] = None,
         idempotency: Optional[Idempotency] = None,
     ) -> Outcome:
+        """POST /v1/authorize/{id}/execute; a claimed authorization needs its ``claim_token``."""
         context = inputs.context(context)
 
         def step(tx: Tx, row: Any) -> dict[str, Any]:
             actual = (
                 inputs.amount(actual_amount, row.currency, field="actual_amount") if actual_amount is not None else None
             )
-            done = lifecycle.execute(tx, row, principal.key_id, actual, context)
+            done = lifecycle.execute(tx, row, principal.key_id, actual, context, claim_token)
             return {
                 "authorization_id": done.id,
                 "event_id": done.event_id,
@@ -510,7 +562,7 @@ class Gateway:
                 "executed_at": iso(done.executed_at),
             }
 
-        return self._on_authorization(principal, authorization_id, idempotency, step)
+        return self._on_authorization(principal, authorization_id, "execute", idempotency, step)
 
     def settle(
         self,
@@ -526,16 +578,25 @@ class Gateway:
             done = lifecycle.settle(tx, row, principal.key_id, context)
             return {"authorization_id": done.id, "status": done.status, "settled_at": iso(done.settled_at)}
 
-        return self._on_authorization(principal, authorization_id, idempotency, step)
+        return self._on_authorization(principal, authorization_id, "settle", idempotency, step)
 
     def reverse(
-        self, principal: Principal, authorization_id: str, *, idempotency: Optional[Idempotency] = None
+        self,
+        principal: Principal,
+        authorization_id: str,
+        *,
+        claim_token: Optional[str] = None,
+        idempotency: Optional[Idempotency] = None,
     ) -> Outcome:
+        """POST /v1/authorize/{id}/reverse: an approved one by its agent or an admin (a claimed
+        one by its holder, or an admin), an executed one by an admin only."""
+
         def step(tx: Tx, row: Any) -> dict[str, Any]:
-            done = lifecycle.reverse(tx, row, principal.key_id)
+            owner = principal.role == "admin"
+            done = lifecycle.reverse(tx, row, principal.key_id, claim_token, owner=owner)
             return {"authorization_id": done.id, "status": done.status, "event_id": done.reversal_event_id}
 
-        return self._on_authorization(principal, authorization_id, idempotency, step)
+        return self._on_authorization(principal, authorization_id, "reverse", idempotency, step)
 
     def approve(
         self,
@@ -545,13 +606,12 @@ class Gateway:
         note: Optional[str] = None,
         idempotency: Optional[Idempotency] = None,
     ) -> Outcome:
-        principal.require_admin("approve an authorization")
         note = inputs.text(note, "note")
 
         def step(tx: Tx, row: Any) -> dict[str, Any]:
             return records.authorization(lifecycle.approve(tx, row, principal.key_id, note, self.execute_window))
 
-        return self._on_authorization(principal, authorization_id, idempotency, step)
+        return self._on_authorization(principal, authorization_id, "approve", idempotency, step)
 
     def deny(
         self,
@@ -561,13 +621,12 @@ class Gateway:
         reason: Optional[str] = None,
         idempotency: Optional[Idempotency] = None,
     ) -> Outcome:
-        principal.require_admin("deny an authorization")
         reason = inputs.text(reason, "reason")
 
         def step(tx: Tx, row: Any) -> dict[str, Any]:
             return records.authorization(lifecycle.deny(tx, row, principal.key_id, reason))
 
-        return self._on_authorization(principal, authorization_id, idempotency, step)
+        return self._on_authorization(principal, authorization_id, "deny", idempotency, step)
 
     def get_authorization(self, principal: Principal, authorization_id: str) -> dict[str, Any]:
         with self._read(principal.venue_id) as conn:
@@ -611,7 +670,14 @@ class Gateway:
     def put_policy(
         self, principal: Principal, fields: dict[str, Any], *, idempotency: Optional[Idempotency] = None
     ) -> Outcome:
-        """PUT /v1/policies: replace the policy of one scope; fields not sent are unlimited."""
+        """PUT /v1/policies: create the policy of one scope (the agent's, or the venue's
+        without ``agent_id``) or update it.
+
+        ``fields`` holds only what the caller sent: a limit sent replaces the stored one,
+        one not sent keeps it (none on create) and ``None`` removes it, so a forgotten or
+        misspelt field never loosens a policy.
+        """
+        _require_named_venue(principal, fields)
         principal.require_admin("change a policy")
         agent_id = fields.get("agent_id")
         if agent_id is not None:
@@ -623,27 +689,34 @@ class Gateway:
             allowed = list(dict.fromkeys(inputs.action(name, field="allowed_actions") for name in allowed))
 
         def work(tx: Tx) -> dict[str, Any]:
-            limits = {
-                name: inputs.amount(fields[name], tx.venue.currency, field=name)
-                if fields.get(name) is not None
-                else None
+            sent: dict[str, Any] = {
+                name: inputs.amount(fields[name], tx.venue.currency, field=name) if fields[name] is not None else None
                 for name in _POLICY_LIMITS
+                if name in fields
             }
+            if "allowed_actions" in fields:
+                sent["allowed_actions"] = allowed
             scope = agent_id or ""
             existing = tx.conn.execute(
                 select(policies).where(policies.c.venue_id == tx.venue_id, policies.c.scope == scope)
             ).first()
-            values = {**limits, "allowed_actions": allowed, "updated_at": tx.now}
             if existing is None:
                 policy_id = new_id("pol")
+                # A column not in ``sent`` is stored null: no limit.
                 tx.conn.execute(
                     policies.insert().values(
-                        id=policy_id, venue_id=tx.venue_id, agent_id=agent_id, scope=scope, created_at=tx.now, **values
+                        id=policy_id,
+                        venue_id=tx.venue_id,
+                        agent_id=agent_id,
+                        scope=scope,
+                        created_at=tx.now,
+                        updated_at=tx.now,
+                        **sent,
                     )
                 )
             else:
                 policy_id = existing.id
-                tx.conn.execute(update(policies).where(policies.c.id == policy_id).values(**values))
+                tx.conn.execute(update(policies).where(policies.c.id == policy_id).values(**sent, updated_at=tx.now))
             row = tx.conn.execute(select(policies).where(policies.c.id == policy_id)).one()
             body = records.policy(row, tx.venue.currency)
             details = {key: body[key] for key in (*_POLICY_LIMITS, "allowed_actions", "id")}
@@ -714,7 +787,7 @@ class Gateway:
             due = (
                 conn.execute(
                     select(authorizations.c.venue_id)
-                    .where(authorizations.c.status.in_(["approved", "pending"]), authorizations.c.expires_at < now)
+                    .where(authorizations.c.status.in_(lifecycle.EXPIRING), authorizations.c.expires_at < now)
                     .distinct()
                 )
                 .scalars()
@@ -737,14 +810,27 @@ class Gateway:
         return expired
 
 
+def _require_named_venue(principal: Principal, fields: dict[str, Any]) -> None:
+    """A body may name its venue: another venue, like its objects, does not exist for this key."""
+    named = fields.get("venue_id")
+    if named is not None:
+        principal.require_venue(named)
+
+
 def _given(fields: dict[str, Any], name: str, default: Any) -> Any:
     """The field's value, or ``default`` when it was not sent (an empty string was sent)."""
     value = fields.get(name)
     return default if value is None else value
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def _claimed(row: Any, token: str) -> dict[str, Any]:
+    return {
+        "authorization_id": row.id,
+        "status": row.status,
+        "claim_token": token,
+        "claimed_until": iso(row.claimed_until),
+        "claimed_by": row.claimed_by,
+    }
 
 
 def _venue_currency(conn: Connection, venue_id: str) -> str:

@@ -1,26 +1,29 @@
 """The authorization lifecycle inside one venue-locked transaction.
 
-    authorize -> approved | pending | denied
-    pending   -> approved (owner; checks 1-4 re-run) | denied (owner) | expired
-    approved  -> executed | reversed | expired
-    executed  -> settled | reversed
+Which operation may start from which status is :data:`agenitry.TRANSITIONS`; this module
+carries the transitions out. Every transition updates the holds and appends one event
+naming its actor; execute and the reversal of an executed authorization also append the
+business event.
 
-Every transition updates the holds and appends one event naming its actor; execute and
-the reversal of an executed authorization also append the business event.
+A claim makes "one approval, at most one side effect" hold across threads, processes and
+gateway instances: it is taken under the venue's lock like any transition, so of many
+concurrent claimers exactly one gets the token, and while its lease runs only that token
+executes (or, for an agent, reverses) the authorization.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from sqlalchemy import Connection, bindparam, literal, select, update
 
-from agenitry import DEFAULT_DIRECTIONS
-from agenitry.gateway._clock import iso
-from agenitry.gateway._ids import new_id
+from agenitry import DEFAULT_DIRECTIONS, TRANSITIONS
+from agenitry.gateway._clock import SECOND, iso
+from agenitry.gateway._ids import digest, new_id
 from agenitry.gateway.errors import Conflict, NotFound
-from agenitry.gateway.service import events, ledger
+from agenitry.gateway.service import events, inputs, ledger
 from agenitry.gateway.service.events import NewEvent
 from agenitry.gateway.service.policy import Decision, Policy, evaluate, windows_limited
 from agenitry.gateway.service.records import Values
@@ -28,6 +31,8 @@ from agenitry.gateway.store.schema import authorizations, policies
 
 #: The one actor that is no key: expiry.
 SYSTEM = "system"
+#: The statuses whose authorizations expire when their window ends.
+EXPIRING = tuple(TRANSITIONS["expire"].sources)
 OPPOSITE = {"inbound": "outbound", "outbound": "inbound", "internal": "internal"}
 
 # The statements of every decision, built once with bound parameters: building one cost
@@ -38,7 +43,7 @@ _COVERING = select(policies).where(
 )
 _IS_DUE = (
     authorizations.c.venue_id == bindparam("venue_id"),
-    authorizations.c.status.in_(["approved", "pending"]),
+    authorizations.c.status.in_(EXPIRING),
     authorizations.c.expires_at < bindparam("now"),
 )
 _ANY_DUE = select(authorizations.c.id).where(*_IS_DUE).limit(1)
@@ -129,23 +134,45 @@ def load(tx: Tx, authorization_id: str) -> Any:
     return row
 
 
-def transition(tx: Tx, row: Any, status: str, actor: str, *, hold: Optional[int] = None, **values: Any) -> Any:
-    """Move ``row`` to ``status``, adjust its hold and log the transition; returns the new row."""
+def transition(
+    tx: Tx,
+    row: Any,
+    status: str,
+    actor: str,
+    *,
+    hold: Optional[int] = None,
+    committed_context: Optional[dict[str, Any]] = None,
+    **values: Any,
+) -> Any:
+    """Move ``row`` to ``status``, adjust its hold and log the transition; returns the new row.
+
+    ``committed_context`` is a context the transition brings in (execute's merged one,
+    settle's new one): its entry commits to it (:func:`transition_event`).
+    """
     new_hold = row.hold if hold is None else hold
     ledger.add_hold(tx.conn, tx.venue_id, row.agent_id, row.created_at, new_hold - row.hold)
     tx.conn.execute(
         update(authorizations).where(authorizations.c.id == row.id).values(status=status, hold=new_hold, **values)
     )
     updated = tx.conn.execute(select(authorizations).where(authorizations.c.id == row.id)).one()
-    tx.log(transition_event(updated, actor))
+    tx.log(transition_event(updated, actor, committed_context))
     return updated
 
 
-def transition_event(row: Any, actor: str) -> NewEvent:
+def transition_event(row: Any, actor: str, committed_context: Optional[dict[str, Any]] = None) -> NewEvent:
+    """The log entry of ``row``'s new status.
+
+    With ``committed_context``, its details carry that context's digest, salted with the
+    entry's own salt as an event's context is: the log then shows that the context
+    changed, and commits to what it became, without showing it.
+    """
     details: dict[str, Any] = {"status": row.status}
+    salt = events.new_salt()
+    if committed_context is not None:
+        details["context_digest"] = events.context_digest(committed_context, salt)
     if row.denial_code is not None:
         details["denial_code"] = row.denial_code
-    if row.status in ("approved", "pending"):
+    if row.status in EXPIRING:
         details["expires_at"] = iso(row.expires_at)
     # Only the decision itself has a reason; later transitions would repeat a stale one.
     reasons = {"denied": row.denial_reason, "pending": row.message}
@@ -158,16 +185,48 @@ def transition_event(row: Any, actor: str) -> NewEvent:
         currency=row.currency,
         direction="internal",
         context=details,
+        context_salt=salt,
         reason=reasons.get(row.status),
         authorization_id=row.id,
     )
 
 
-def require_status(row: Any, allowed: tuple[str, ...], doing: str) -> None:
+def require_status(row: Any, operation: str) -> None:
+    """Refuse (409 ``invalid_transition``) an operation the table does not allow from ``row``'s status."""
+    allowed = TRANSITIONS[operation].sources
     if row.status not in allowed:
         raise Conflict(
-            f"Cannot {doing} an authorization that is {row.status} (only one that is {' or '.join(allowed)})",
+            f"Cannot {operation} an authorization that is {row.status} (only one that is {' or '.join(allowed)})",
             code="invalid_transition",
+            current_status=row.status,
+        )
+
+
+def claimed(row: Any, now: int) -> bool:
+    """Whether ``row`` is approved and held by a claim whose lease has not ended."""
+    return row.status == "approved" and row.claimed_until is not None and now <= row.claimed_until
+
+
+def honour_claim(tx: Tx, row: Any, token: Optional[str], *, owner_override: bool = False) -> None:
+    """Let only the claim's holder act on a claimed authorization.
+
+    The matching token always passes. Without one, an unclaimed authorization passes as it
+    always did (a client that never claims keeps working), and ``owner_override`` (an
+    admin releasing a claimed one) passes too.
+    """
+    if token is not None and row.claim_digest == digest(token):
+        return
+    if claimed(row, tx.now) and not (owner_override and token is None):
+        raise Conflict(
+            f"Authorization {row.id} is claimed by another caller until {iso(row.claimed_until)}",
+            code="claimed_by_another",
+            current_status=row.status,
+            claimed_until=iso(row.claimed_until),
+        )
+    if token is not None:
+        raise Conflict(
+            f"This claim token does not belong to authorization {row.id}; claim it first",
+            code="claim_mismatch",
             current_status=row.status,
         )
 
@@ -220,7 +279,7 @@ def create(
 
 
 def approve(tx: Tx, row: Any, actor: str, note: Optional[str], execute_window: int) -> Any:
-    require_status(row, ("pending",), "approve")
+    require_status(row, "approve")
     verdict = decide(
         tx,
         agent_id=row.agent_id,
@@ -250,7 +309,7 @@ def approve(tx: Tx, row: Any, actor: str, note: Optional[str], execute_window: i
 
 
 def deny(tx: Tx, row: Any, actor: str, reason: Optional[str]) -> Any:
-    require_status(row, ("pending",), "deny")
+    require_status(row, "deny")
     return transition(
         tx,
         row,
@@ -264,8 +323,61 @@ def deny(tx: Tx, row: Any, actor: str, reason: Optional[str]) -> Any:
     )
 
 
-def execute(tx: Tx, row: Any, actor: str, actual: Optional[int], context: Optional[dict[str, Any]]) -> Any:
-    require_status(row, ("approved",), "execute")
+def claim(tx: Tx, row: Any, actor: str, lease_seconds: Optional[int]) -> tuple[Any, str]:
+    """Make ``actor`` the one holder of an approved authorization; returns the row and the token.
+
+    The lease ends at ``lease_seconds`` from now, never after the execute window; without
+    one it is the whole window, so nobody else runs it while it may still be executed.
+    """
+    if row.status in ("executed", "settled"):
+        raise Conflict(
+            f"Authorization {row.id} is already {row.status}; its call ran once and does not run again",
+            code="already_executed",
+            current_status=row.status,
+        )
+    require_status(row, "claim")
+    if claimed(row, tx.now):
+        raise Conflict(
+            f"Authorization {row.id} is already claimed until {iso(row.claimed_until)}; its call runs once",
+            code="already_claimed",
+            current_status=row.status,
+            claimed_until=iso(row.claimed_until),
+        )
+    until = row.expires_at if lease_seconds is None else min(tx.now + lease_seconds * SECOND, row.expires_at)
+    updated, token = _hold_claim(tx, row, claimed_by=actor, claimed_until=until)
+    event = transition_event(updated, actor)
+    # The token never enters the log: the entry names the holder and the lease's end.
+    tx.log(
+        dataclasses.replace(
+            event, action="authorization.claimed", context={**(event.context or {}), "claimed_until": iso(until)}
+        )
+    )
+    return updated, token
+
+
+def renew_claim(tx: Tx, row: Any) -> tuple[Any, str]:
+    """A new token for the claim ``row`` holds, the old one void: for a holder whose answer was lost."""
+    return _hold_claim(tx, row)
+
+
+def _hold_claim(tx: Tx, row: Any, **claim: Any) -> tuple[Any, str]:
+    token = new_id("clm")
+    tx.conn.execute(
+        update(authorizations).where(authorizations.c.id == row.id).values(claim_digest=digest(token), **claim)
+    )
+    return tx.conn.execute(select(authorizations).where(authorizations.c.id == row.id)).one(), token
+
+
+def execute(
+    tx: Tx,
+    row: Any,
+    actor: str,
+    actual: Optional[int],
+    context: Optional[dict[str, Any]],
+    claim_token: Optional[str] = None,
+) -> Any:
+    require_status(row, "execute")
+    honour_claim(tx, row, claim_token)
     spent = row.amount if actual is None else actual
     if spent > row.amount:
         raise Conflict(
@@ -273,6 +385,7 @@ def execute(tx: Tx, row: Any, actor: str, actual: Optional[int], context: Option
             code="amount_exceeds_authorization",
             current_status=row.status,
         )
+    merged = inputs.merged_context(row.context, context)
     event_id = new_id("evt")
     updated = transition(
         tx,
@@ -280,11 +393,11 @@ def execute(tx: Tx, row: Any, actor: str, actual: Optional[int], context: Option
         "executed",
         actor,
         hold=spent,
+        committed_context=merged,
         actual_amount=spent,
         executed_at=tx.now,
         event_id=event_id,
     )
-    merged = {**(row.context or {}), **(context or {})} or None
     tx.log(
         NewEvent(
             id=event_id,
@@ -303,14 +416,17 @@ def execute(tx: Tx, row: Any, actor: str, actual: Optional[int], context: Option
 
 
 def settle(tx: Tx, row: Any, actor: str, context: Optional[dict[str, Any]]) -> Any:
-    require_status(row, ("executed",), "settle")
+    require_status(row, "settle")
     if context:
-        return transition(tx, row, "settled", actor, settled_at=tx.now, context={**(row.context or {}), **context})
+        merged = inputs.merged_context(row.context, context)
+        return transition(tx, row, "settled", actor, committed_context=merged, settled_at=tx.now, context=merged)
     return transition(tx, row, "settled", actor, settled_at=tx.now)
 
 
-def reverse(tx: Tx, row: Any, actor: str) -> Any:
-    require_status(row, ("approved", "executed"), "reverse")
+def reverse(tx: Tx, row: Any, actor: str, claim_token: Optional[str] = None, *, owner: bool = False) -> Any:
+    """Cancel ``row``; ``owner`` (an admin key) may release a claimed one without its token."""
+    require_status(row, "reverse")
+    honour_claim(tx, row, claim_token, owner_override=owner)
     reversal_id = new_id("evt") if row.status == "executed" else None
     updated = transition(
         tx,

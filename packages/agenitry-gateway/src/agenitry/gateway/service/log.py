@@ -1,7 +1,7 @@
 """Each venue's Merkle tree in storage: appends, roots and proofs in O(log n) reads.
 
 The table ``log_nodes`` holds every perfect subtree (level, index) of a venue's tree (see
-:mod:`agenitry._merkle`). Appending a batch reads the stored subtrees its leaves complete
+:mod:`agenitry.transparency`). Appending a batch reads the stored subtrees its leaves complete
 parents with (one on average for a single leaf, none at an even index), once per batch,
 and writes each leaf and each parent it completes; a root or a proof of any size is
 folded from O(log n) stored subtrees. Nothing is recomputed from the leaves, and a stored
@@ -16,9 +16,9 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, TextClause, select, text
 
-from agenitry._merkle import Node, consistency_ranges, fold, inclusion_ranges, node_hash, subtrees
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.store.schema import log_nodes
+from agenitry.transparency import Node, consistency_ranges, fold, inclusion_ranges, node_hash, subtrees
 
 _READ_CHUNK = 10_000
 _INSERT_NODES = log_nodes.insert()
@@ -29,7 +29,7 @@ def append_leaves(conn: Connection, venue_id: str, first: int, leaves: Sequence[
 
     A leaf completes the parent of every node it ends as a right child. Only the left
     siblings stored before ``first`` are read, not the whole frontier of the tree that a
-    :class:`agenitry._merkle.CompactTree` starts from: the nodes written are the same.
+    :class:`agenitry.transparency.CompactTree` starts from: the nodes written are the same.
     """
     if not leaves:
         return

@@ -30,7 +30,7 @@ from typing import Optional
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import make_url
 
-from agenitry._tlog import b64encode
+from agenitry.transparency import b64encode
 
 logger = logging.getLogger("agenitry.gateway")
 

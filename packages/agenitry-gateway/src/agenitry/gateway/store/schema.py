@@ -109,6 +109,11 @@ authorizations = Table(
     Column("decided_by", String(40)),
     Column("event_id", String(80)),
     Column("reversal_event_id", String(80)),
+    # The claim: the SHA-256 of its token (the token itself is shown once), its holder (a
+    # key id) and the end of its lease. Kept after execute, for the record.
+    Column("claim_digest", String(64)),
+    Column("claimed_by", String(40)),
+    Column("claimed_until", Millis),
     Index("ix_authorizations_venue_created", "venue_id", "created_at"),
     Index("ix_authorizations_agent_created", "venue_id", "agent_id", "created_at"),
     Index("ix_authorizations_due", "venue_id", "status", "expires_at"),

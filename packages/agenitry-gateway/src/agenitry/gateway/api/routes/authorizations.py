@@ -8,9 +8,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from agenitry.gateway.api import schemas
-from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, answer, dump, idempotency
+from agenitry.gateway.api.deps import CurrentKey, GatewayDep, IdempotencyHeader, KeyedRoute, answer, dump, idempotency
 
-router = APIRouter(prefix="/v1/authorize", tags=["authorizations"], responses=schemas.KEYED_ERRORS)
+router = APIRouter(
+    prefix="/v1/authorize", tags=["authorizations"], responses=schemas.KEYED_ERRORS, route_class=KeyedRoute
+)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
@@ -22,6 +24,27 @@ def authorize(
 ) -> JSONResponse:
     """Decide a spend request. A denial or a pending decision is a 200 answer."""
     return answer(gateway.authorize(key, dump(body), idempotency=idempotency(idem, key, request, body)))
+
+
+@router.post("/{authorization_id}/claim", response_model=schemas.ClaimedOut)
+def claim(
+    authorization_id: str,
+    key: CurrentKey,
+    gateway: GatewayDep,
+    request: Request,
+    body: Annotated[Optional[schemas.ClaimIn], Body()] = None,
+    idem: IdempotencyHeader = None,
+) -> JSONResponse:
+    """Become the one caller that may execute an approved authorization, for a lease.
+
+    A second claim while the lease runs is 409 ``already_claimed``; an executed one is 409
+    ``already_executed``. The token is in this answer only.
+    """
+    lease_seconds = body.lease_seconds if body else None
+    outcome = gateway.claim(
+        key, authorization_id, lease_seconds=lease_seconds, idempotency=idempotency(idem, key, request, body)
+    )
+    return answer(outcome)
 
 
 @router.post("/{authorization_id}/execute", response_model=schemas.ExecutedOut)
@@ -39,6 +62,7 @@ def execute(
         authorization_id,
         actual_amount=fields.actual_amount,
         context=fields.context,
+        claim_token=fields.claim_token,
         idempotency=idempotency(idem, key, request, body),
     )
     return answer(outcome)
@@ -60,9 +84,19 @@ def settle(
 
 @router.post("/{authorization_id}/reverse", response_model=schemas.ReversedOut)
 def reverse(
-    authorization_id: str, key: CurrentKey, gateway: GatewayDep, request: Request, idem: IdempotencyHeader = None
+    authorization_id: str,
+    key: CurrentKey,
+    gateway: GatewayDep,
+    request: Request,
+    body: Annotated[Optional[schemas.ReverseIn], Body()] = None,
+    idem: IdempotencyHeader = None,
 ) -> JSONResponse:
-    return answer(gateway.reverse(key, authorization_id, idempotency=idempotency(idem, key, request, None)))
+    """Cancel an approved authorization (its agent or an admin) or an executed one (an admin only)."""
+    claim_token = body.claim_token if body else None
+    outcome = gateway.reverse(
+        key, authorization_id, claim_token=claim_token, idempotency=idempotency(idem, key, request, body)
+    )
+    return answer(outcome)
 
 
 @router.post("/{authorization_id}/approve", response_model=schemas.AuthorizationOut)

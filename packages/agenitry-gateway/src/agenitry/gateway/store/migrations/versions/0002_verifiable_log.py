@@ -15,7 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from agenitry._merkle import CompactTree
+from agenitry.transparency import CompactTree
 
 revision = "0002"
 down_revision = "0001"
