@@ -17,10 +17,10 @@ from agenitry._exceptions import AgenitryError, ApprovalRequired, SpendDenied
 from agenitry._gate import Finished, GatedCall, Held, approval_flow, begin_flow, finish_flow
 from agenitry._models import GateOutcome
 from agenitry._money import AmountSpec, check_amount, resolve_amount
-from agenitry._recording import bound_arguments, logged, logger, record_tool_call, summarize_arguments
+from agenitry._recording import bound_arguments, logged, record_tool_call, summarize_arguments
 from agenitry._runners import AsyncRunner, BodyResult, Runner, SyncRunner
 
-# Adapters not yet on ``agenitry.integration`` import these names from here.
+# What the clients (_client.py, _async_client.py) reach through this module.
 __all__ = [
     "AmountSpec",
     "AsyncRunner",
@@ -29,10 +29,7 @@ __all__ = [
     "approval_flow",
     "guard",
     "logged",
-    "logger",
     "record_tool_call",
-    "resolve_amount",
-    "summarize_arguments",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
