@@ -27,6 +27,7 @@ import argparse
 import http.client
 import json
 import logging
+import os
 import socket
 import tempfile
 import threading
@@ -160,7 +161,7 @@ def log_cost(base: str, key: str, n: int, drain: float) -> tuple[Timing, Timing]
             n,
         )
     finally:
-        # Slow or down, what is still queued is dropped on purpose (and counted): it is not what we measure.
+        # Slow or down, what is still queued goes to the run's throwaway spool: it is not what we measure.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             client.close(timeout=drain)
@@ -289,6 +290,8 @@ def main() -> int:
     n_log, n_post, n_deliver, n_auth = (2_000, 100, 5_000, 200) if args.quick else (10_000, 300, 50_000, 1_000)
     print(f"Agenitry core client, {'quick' if args.quick else 'full'} run: {machine()}; SQLite gateway\n")
     with tempfile.TemporaryDirectory() as tmp, gateway(Path(tmp)) as (base, key):
+        # The spool stays on (the default), in the run's folder rather than the user's home.
+        os.environ["AGENITRY_SPOOL_DIR"] = str(Path(tmp) / "spool")
         caller_cost(base, key, n_log, n_post)
 
         print("\nSustained delivery (events/s, first log() to last event stored)")

@@ -16,6 +16,15 @@ from support.venues import Venue, make_venue
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _spool_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Clients spool by default into the user's home: the suite's (and its subprocesses') go here."""
+    directory = tmp_path_factory.mktemp("spool")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AGENITRY_SPOOL_DIR", str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "sqlite:///" + str(tmp_path_factory.mktemp("store") / "agenitry.db")

@@ -180,6 +180,7 @@ class FaultProxy:
         self.status = status
         self.stall = stall
         self.retry_after = retry_after
+        self.skip = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.connections = 0
         self._lock = threading.Lock()
@@ -223,9 +224,10 @@ class FaultProxy:
                 body = reader.read(int(headers.get("content-length", "0") or 0))
                 with self._lock:
                     self.seen.append((method, target, headers))
-                    fault = self.fault if self.times > 0 else None
+                    fault = self.fault if self.times > 0 and self.skip == 0 else None
                     if fault is not None:
                         self.times -= 1
+                    self.skip = max(0, self.skip - 1)
                 if fault == "garbage":
                     conn.sendall(b"\x00\x01 this is not HTTP\r\n\r\n")
                     return
@@ -275,6 +277,11 @@ class FaultProxy:
         head += [f"{name}: {value}" for name, value in headers.items()]
         head.append(f"Content-Length: {len(body)}")
         conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+    def arm(self, fault: str, *, times: int = 1, skip: int = 0) -> None:
+        """From now on, let ``skip`` requests through, then misbehave on the next ``times``."""
+        with self._lock:
+            self.fault, self.times, self.skip = fault, times, skip
 
     def requests_to(self, path: str) -> list[tuple[str, str, dict[str, str]]]:
         with self._lock:

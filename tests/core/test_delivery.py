@@ -3,18 +3,17 @@
 Events logged while the gateway is down are all stored, once each and in order, when it
 comes back. A batch whose answer was lost is sent again and stored once. A full queue
 spills to the spool (kept in order, replayed by the next client on that directory, even
-in another process) or, without one, drops events that are counted and warned about once
-per burst. One event the gateway refuses is dropped alone, not its batch. A forked child
-starts with an empty queue and a worker of its own; the exit hook delivers what is queued.
+in another process) or, with the spool off, drops events that are counted and warned about
+once per burst. One event the gateway refuses is dropped alone, not its batch. A forked
+child starts with an empty queue and a worker of its own; the exit hook delivers what is
+queued, and spools what it could not deliver. tests/core/test_spool.py has the spool's own
+tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ import pytest
 
 from agenitry import Agenitry, AsyncAgenitry, EventsDroppedWarning
 from support.live import LiveServer
+from support.processes import run_script
 from support.venues import Venue
 
 StoredIds = Callable[..., list[str]]
@@ -73,8 +73,9 @@ def test_a_batch_whose_answer_was_lost_is_stored_once(
 def test_a_full_queue_without_spool_drops_counts_and_warns_once_per_burst(
     venue: Venue, free_port: int, gateway_on_port: Callable[[int], Any], stored_ids: StoredIds
 ) -> None:
-    client = Agenitry(venue.admin_key, venue.id, base_url=f"http://127.0.0.1:{free_port}", max_queue=1)
-    with pytest.warns(EventsDroppedWarning, match="queue is full") as burst:
+    base_url = f"http://127.0.0.1:{free_port}"
+    client = Agenitry(venue.admin_key, venue.id, base_url=base_url, max_queue=1, spool_dir=False)
+    with pytest.warns(EventsDroppedWarning, match="queue is full .* and the spool is off") as burst:
         answers = [client.log("order_captured", context={"n": n}) for n in range(1_000)]
     assert len(burst) == 1
     kept = [answer["id"] for answer in answers if answer["status"] == "queued"]
@@ -138,24 +139,31 @@ def test_an_event_the_gateway_refuses_is_dropped_alone(
     assert stored_ids(venue.id, "order_captured")[1:] == wanted
 
 
-def test_close_never_hangs_on_a_dead_gateway_and_reports_what_it_lost(venue: Venue, free_port: int) -> None:
-    client = Agenitry(venue.admin_key, venue.id, base_url=f"http://127.0.0.1:{free_port}", timeout=0.5)
+def test_close_never_hangs_on_a_dead_gateway_and_spools_what_it_holds(
+    venue: Venue, free_port: int, gateway_on_port: Callable[[int], Any], stored_ids: StoredIds
+) -> None:
+    base_url = f"http://127.0.0.1:{free_port}"
+    client = Agenitry(venue.admin_key, venue.id, base_url=base_url, timeout=0.5)
+    ids = [client.log("order_captured", context={"n": n})["id"] for n in range(20)]
+    assert client.flush(0.1) is False
+    assert client.pending_events == 20
+    client.close(timeout=0.2)  # no warning: warnings are errors here
+    assert client.dropped_events == 0
+    gateway_on_port(free_port)
+    with Agenitry(venue.admin_key, venue.id, base_url=base_url) as next_client:
+        assert next_client.flush(30)
+    assert stored_ids(venue.id, "order_captured") == ids
+
+
+def test_close_with_the_spool_off_reports_what_it_lost(venue: Venue, free_port: int) -> None:
+    base_url = f"http://127.0.0.1:{free_port}"
+    client = Agenitry(venue.admin_key, venue.id, base_url=base_url, timeout=0.5, spool_dir=False)
     for n in range(20):
         client.log("order_captured", context={"n": n})
     assert client.flush(0.1) is False
-    with pytest.warns(EventsDroppedWarning, match="still undelivered when the client closed"):
+    with pytest.warns(EventsDroppedWarning, match="still undelivered when the client closed .the spool is off"):
         client.close(timeout=0.2)
     assert client.dropped_events == 20
-
-
-def run_script(source: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 FORK = """
@@ -211,7 +219,8 @@ def test_at_exit_a_dead_gateway_means_a_warning_or_the_spool_for_the_next_run(
     venue: Venue, free_port: int, gateway_on_port: Callable[[int], Any], stored_ids: StoredIds, tmp_path: Path
 ) -> None:
     base = f"http://127.0.0.1:{free_port}"
-    lost = run_script(EXIT_WITHOUT_CLOSE, base, venue.admin_key, venue.id, json.dumps({"exit_timeout": 0.3}))
+    spool_off = {"exit_timeout": 0.3, "spool_dir": False}
+    lost = run_script(EXIT_WITHOUT_CLOSE, base, venue.admin_key, venue.id, json.dumps(spool_off))
     assert lost.returncode == 0, lost.stderr
     assert "EventsDroppedWarning: agenitry dropped events because they were still undelivered" in lost.stderr
     spooled_options = {"exit_timeout": 0.3, "spool_dir": str(tmp_path)}

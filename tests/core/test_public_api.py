@@ -9,6 +9,7 @@ import pytest
 
 import agenitry
 import agenitry.integration
+import agenitry.spool
 import agenitry.transparency
 from agenitry import (
     Agenitry,
@@ -101,12 +102,15 @@ INTEGRATION = [
     "call_key",
     "check_amount",
     "decide",
+    "decision_text",
     "denied_text",
     "describe_error",
     "failed_text",
     "in_progress_text",
     "invalid_text",
+    "logged_text",
     "pending_text",
+    "policy_text",
     "ran_text",
     "record_tool_call",
     "resolve_amount",
@@ -126,6 +130,7 @@ def test_the_integration_surface_is_pinned() -> None:
 
 TRANSPARENCY = [
     "EMPTY_ROOT",
+    "EXPORT_FORMAT",
     "HASH_SIZE",
     "PROOF_HEADER",
     "Checkpoint",
@@ -170,6 +175,10 @@ def test_the_transparency_surface_is_pinned() -> None:
     # The same objects as the root's, not copies: one verifier, however it is imported.
     for name in set(TRANSPARENCY) & set(PUBLIC):
         assert getattr(agenitry.transparency, name) is getattr(agenitry, name)
+
+
+def test_the_spool_surface_is_pinned() -> None:
+    assert agenitry.spool.__all__ == ["ScopeSummary", "default_spool_dir", "summaries"]
 
 
 def defaults(function: object) -> dict[str, object]:

@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletionMessage
 from openai.types.responses import Response
 from pydantic import BaseModel
 
-from agenitry import Agenitry, AsyncAgenitry, EventsDroppedWarning
+from agenitry import Agenitry, AsyncAgenitry
 from agenitry.openai import ToolRunner
 from support.live import LiveServer
 from support.venues import Venue
@@ -157,7 +157,7 @@ def test_pending_names_its_authorization_and_the_same_call_run_again_continues_i
     assert first.status == "pending"
     assert first.authorization_id is not None
     assert f"(authorization {first.authorization_id})" in first.content
-    assert first.content.startswith("Waiting for the owner's approval: purchase_order of 340 USD")
+    assert first.content.startswith("Waiting for the owner's approval: purchase_order of 340.00 USD")
     # The same message run again before the owner decided: the same authorization, still pending.
     [again] = runner.run_calls(tuna)
     assert (again.status, again.authorization_id) == ("pending", first.authorization_id)
@@ -309,9 +309,10 @@ def test_an_unreachable_gateway_is_an_error_and_nothing_runs(venue: Venue) -> No
     supplier = Supplier()
     offline = Agenitry(venue.agent_key("buyer"), venue.id, base_url="http://127.0.0.1:9", max_retries=0)
     [result] = runner_for(offline, supplier).run_calls(message(("call_o", "order", {"item": "salmon", "total": 5})))
-    # The call's own record cannot be delivered either: it is counted and announced, never silent.
-    with pytest.warns(EventsDroppedWarning):
-        offline.close(timeout=0.5)
+    # The call's own record cannot be delivered either: the spool keeps it for the next client.
+    assert offline.pending_events == 1
+    offline.close(timeout=0.5)
+    assert offline.dropped_events == 0
     assert result.status == "error"
     assert result.content.startswith("order was not run: the spending gateway could not be reached")
     assert result.content.endswith("Nothing was spent.")
@@ -341,7 +342,7 @@ async def test_responses_output_runs_async_with_the_async_client(venue: Venue, l
         assert outputs[0] == {"type": "function_call_output", "call_id": "call_1", "output": "4"}
         assert outputs[1] == {"type": "function_call_output", "call_id": "call_2", "output": "ordered salmon"}
         assert outputs[2]["call_id"] == "call_3"
-        assert outputs[2]["output"].startswith("Waiting for the owner's approval: purchase_order of 340 USD")
+        assert outputs[2]["output"].startswith("Waiting for the owner's approval: purchase_order of 340.00 USD")
         with pytest.raises(TypeError, match="arun"):
             runner.run(response(("call_4", "check_stock", {"item": "salmon"})))
         [pending_id] = list(runner.pending)
@@ -376,14 +377,20 @@ def test_agenitry_tools_answer_the_model(venue: Venue, live: LiveServer) -> None
                 ("c3", "log_event", {"action": "item_86d", "amount": None, "direction": None, "reason": "out of tuna"}),
             )
         )
-        assert policy.content.endswith("set for the whole venue.")
-        assert first.content.startswith(
-            "Not authorized (denied): Amount $150.00 exceeds the single-transaction limit of $100.00"
-        )
-        assert logged.content.startswith("logged: event evt_")
         admin.flush()
+    [saved] = venue.gateway.list_policies(venue.admin)["policies"]
+    assert policy.content == f"Policy {saved['id']} saved for the whole venue: at most 100 a spend."
+    [denied] = authorizations(venue)
+    assert first.content == (
+        "DENIED: Not authorized (denied): Amount $150.00 exceeds the single-transaction limit of $100.00 for the "
+        f"venue. Nothing was done (authorization {denied['id']}). Do not retry this spend."
+    )
     [item] = venue.gateway.list_events(venue.admin, venue.id, action="item_86d")["events"]
     assert item["reason"] == "out of tuna"
+    assert logged.content == (
+        f"Logged item_86d as event {item['id']}; anyone with this link can verify it: "
+        f"{live.url}/verify/{venue.id}/{item['id']}."
+    )
 
 
 class Line(BaseModel):

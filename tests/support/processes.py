@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def python_script(source: str, *args: str) -> list[str]:
+    """The command that runs ``source`` (dedented) with ``args``, as a user's script runs."""
+    return [sys.executable, "-c", textwrap.dedent(source), *args]
+
+
+def run_script(source: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` to its end (at most ``timeout`` seconds), capturing its output."""
+    return subprocess.run(python_script(source, *args), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @dataclass

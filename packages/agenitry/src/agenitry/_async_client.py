@@ -32,8 +32,10 @@ from agenitry._config import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_SPOOL_MAX_BYTES,
     DEFAULT_TIMEOUT,
     ClientConfig,
+    SpoolDir,
     resolve,
 )
 from agenitry._delivery import Delivery
@@ -64,7 +66,8 @@ class AsyncAgenitry(BaseClient):
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: Optional[float] = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        spool_dir: Optional[str] = None,
+        spool_dir: SpoolDir = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         verify_base_url: Optional[str] = None,
         transport: Optional[AsyncTransport] = None,
@@ -80,6 +83,7 @@ class AsyncAgenitry(BaseClient):
             connect_timeout=connect_timeout,
             max_queue=max_queue,
             spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
             exit_timeout=exit_timeout,
             verify_base_url=verify_base_url,
         )
@@ -95,7 +99,9 @@ class AsyncAgenitry(BaseClient):
         self._embedded = embedded
         self._worker_transport: Optional[Transport] = None
         self._worker_lock = threading.Lock()
-        self._delivery = Delivery.for_client(config, self._send_batch)
+        # An embedded client's spool belongs to its database, not to the unused base_url.
+        gateway = embedded.database.url if embedded is not None else None
+        self._delivery = Delivery.for_client(config, self._send_batch, gateway)
         self._closed = False
 
     @classmethod

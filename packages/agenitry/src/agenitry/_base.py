@@ -367,6 +367,15 @@ class BaseClient:
         """Events logged with ``log()`` that will never be stored (each was also warned about)."""
         return self._delivery.dropped
 
+    @property
+    def pending_events(self) -> int:
+        """Events logged with ``log()`` and not delivered yet: in memory and in this client's spool.
+
+        >>> client.pending_events  # doctest: +SKIP
+        0
+        """
+        return self._delivery.pending
+
     def delivery_stats(self) -> DeliveryStats:
         """Where logged events are: queued, in flight, spooled, delivered, dropped, and the last error."""
         return self._delivery.stats()

@@ -14,8 +14,10 @@ from agenitry._config import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_SPOOL_MAX_BYTES,
     DEFAULT_TIMEOUT,
     ClientConfig,
+    SpoolDir,
     resolve,
 )
 from agenitry._delivery import Delivery
@@ -39,7 +41,8 @@ class Agenitry(BaseClient):
     AGENITRY_VENUE_ID and AGENITRY_BASE_URL. ``timeout`` bounds connecting and each
     read of one attempt; failed attempts are retried ``max_retries`` times. Close the
     client (or use it in ``with``) to deliver queued events before the process ends;
-    an exit hook also flushes for up to ``exit_timeout`` seconds.
+    an exit hook also flushes for up to ``exit_timeout`` seconds. What is still
+    undelivered then waits in the spool (``spool_dir``, on by default) for the next client.
     """
 
     def __init__(
@@ -54,7 +57,8 @@ class Agenitry(BaseClient):
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: Optional[float] = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        spool_dir: Optional[str] = None,
+        spool_dir: SpoolDir = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         verify_base_url: Optional[str] = None,
         transport: Optional[Transport] = None,
@@ -70,6 +74,7 @@ class Agenitry(BaseClient):
             connect_timeout=connect_timeout,
             max_queue=max_queue,
             spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
             exit_timeout=exit_timeout,
             verify_base_url=verify_base_url,
         )
@@ -83,7 +88,9 @@ class Agenitry(BaseClient):
             config.origin, timeout=config.timeout, connect_timeout=config.connect_timeout
         )
         self._embedded = embedded
-        self._delivery = Delivery.for_client(config, self._send_batch)
+        # An embedded client's spool belongs to its database, not to the unused base_url.
+        gateway = embedded.database.url if embedded is not None else None
+        self._delivery = Delivery.for_client(config, self._send_batch, gateway)
         self._closed = False
 
     @classmethod
@@ -97,7 +104,7 @@ class Agenitry(BaseClient):
         public_url: Optional[str] = None,
         **options: Any,
     ) -> Agenitry:
-        """A client on a gateway running in this process (needs ``agenitry[gateway]``).
+        """A client on a gateway running in this process (needs the agenitry-gateway package).
 
         >>> agent = Agenitry.embedded("sqlite:///agenitry.db", venue_id="nobo-downtown")  # doctest: +SKIP
 

@@ -8,8 +8,10 @@ constants so the docs, the tests and the code agree on one number.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 from urllib.parse import urlsplit
 
 from agenitry._exceptions import AgenitryError
@@ -34,6 +36,8 @@ MAX_BATCH_BYTES = 512 * 1024
 DELIVERY_MAX_DELAY = 10.0
 #: Seconds close() and the interpreter-exit hook wait for queued events to be delivered.
 DEFAULT_EXIT_TIMEOUT = 5.0
+#: The spool of one gateway, venue and key holds at most about this many bytes.
+DEFAULT_SPOOL_MAX_BYTES = 100 * 1024 * 1024
 
 #: Polling a pending authorization: first wait, and the longest wait between two reads.
 APPROVAL_POLL_INITIAL = 0.5
@@ -42,6 +46,11 @@ APPROVAL_POLL_MAX = 5.0
 ENV_API_KEY = "AGENITRY_API_KEY"
 ENV_VENUE_ID = "AGENITRY_VENUE_ID"
 ENV_BASE_URL = "AGENITRY_BASE_URL"
+ENV_SPOOL_DIR = "AGENITRY_SPOOL_DIR"
+#: AGENITRY_SPOOL_DIR=off turns the spool off, as spool_dir=False does.
+SPOOL_OFF = "off"
+
+SpoolDir = Union[str, "os.PathLike[str]", bool, None]
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,9 @@ class ClientConfig:
     timeout: float
     connect_timeout: float
     max_queue: int
+    #: None when the spool is off.
     spool_dir: Optional[str]
+    spool_max_bytes: int
     exit_timeout: float
     verify_base_url: str
 
@@ -99,7 +110,8 @@ def resolve(
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: Optional[float] = None,
     max_queue: int = DEFAULT_MAX_QUEUE,
-    spool_dir: Optional[str] = None,
+    spool_dir: SpoolDir = None,
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
     exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
     verify_base_url: Optional[str] = None,
     require_api_key: bool = True,
@@ -121,8 +133,11 @@ def resolve(
     for name, maybe in (("timeout", timeout), ("connect_timeout", connect_timeout)):
         if maybe is not None and (not isinstance(maybe, (int, float)) or maybe <= 0):
             problems.append(f"{name} must be a number of seconds > 0")
-    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
-        problems.append("max_queue must be a whole number >= 1")
+    for name, number in (("max_queue", max_queue), ("spool_max_bytes", spool_max_bytes)):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            problems.append(f"{name} must be a whole number >= 1")
+    if not isinstance(spool_dir, (str, os.PathLike, bool, type(None))):
+        problems.append(f"spool_dir must be a directory, False (off) or None (the default), got {spool_dir!r}")
     if problems:
         raise AgenitryError("Invalid client settings: " + "; ".join(problems))
     origin = Origin.parse(base_url)
@@ -136,7 +151,38 @@ def resolve(
         timeout=float(timeout),
         connect_timeout=float(connect_timeout if connect_timeout is not None else timeout),
         max_queue=max_queue,
-        spool_dir=os.fspath(spool_dir) if spool_dir is not None else None,
+        spool_dir=resolve_spool_dir(spool_dir),
+        spool_max_bytes=spool_max_bytes,
         exit_timeout=float(exit_timeout),
         verify_base_url=(verify_base_url or origin.url).rstrip("/"),
     )
+
+
+def default_spool_dir() -> Optional[Path]:
+    """Where the spool lives unless told: AGENITRY_SPOOL_DIR, else the user's XDG state
+    directory (``$XDG_STATE_HOME/agenitry/spool``, ``~/.local/state/agenitry/spool``).
+
+    None when the spool is off: AGENITRY_SPOOL_DIR=off, no home directory to put it in,
+    or no POSIX file locks (Windows).
+    """
+    configured = os.environ.get(ENV_SPOOL_DIR, "").strip()
+    if configured.lower() == SPOOL_OFF:
+        return None
+    if configured:
+        return Path(configured).expanduser()
+    if sys.platform == "win32":
+        return None
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):  # the XDG spec: a relative path is to be ignored
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state, "agenitry", "spool") if os.path.isabs(state) else None
+
+
+def resolve_spool_dir(spool_dir: SpoolDir) -> Optional[str]:
+    """A client's spool directory: ``False`` is off, ``None`` or ``True`` the default."""
+    if spool_dir is False:
+        return None
+    if spool_dir is None or spool_dir is True:
+        default = default_spool_dir()
+        return None if default is None else str(default)
+    return os.fspath(spool_dir)

@@ -7,19 +7,20 @@ Idempotency-Key. Through an outage the worker retries the same batch with capped
 jittered backoff; every event carries a client-made id, so the gateway stores each one
 once however often it is sent.
 
-When the queue is full, events go to the optional on-disk spool (JSON lines) and keep
-going there until the worker has read the spool back, which keeps the order. Events
-still undelivered when the client closes, or the interpreter exits after
-``exit_timeout``, are written to the spool and sent by the next client on the same
-spool directory. Without a spool they are dropped: every dropped event is counted
-(``client.dropped_events``), logged, and announced with one :class:`EventsDroppedWarning`
-per burst on the caller's thread, never silently.
+The on-disk spool (:mod:`agenitry._spool`, on by default) is written only when the queue
+is full, or for events still undelivered when the client closes (or the interpreter exits
+after ``exit_timeout``); while the queue has room, nothing touches the disk. Spooled
+events keep their order: once the queue is full, new events go to the spool until the
+worker has read it back. A new client first replays what earlier clients of its scope
+left, before its own events, and deletes a spool file only once all of it was delivered.
+With the spool off, full or unwritable, events are dropped: every dropped event is
+counted (``client.dropped_events``), logged, and announced with one
+:class:`EventsDroppedWarning` per burst on the caller's thread, never silently.
 """
 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import os
 import threading
@@ -27,14 +28,14 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional
+from typing import Callable, Optional
 
 from agenitry._base import backoff_delay, is_retryable, new_idempotency_key, next_delay
 from agenitry._config import DELIVERY_MAX_DELAY, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ClientConfig
 from agenitry._exceptions import AgenitryError, EventsDroppedWarning
+from agenitry._spool import Entry, Spool, SpoolFull, scope_name
 
 logger = logging.getLogger("agenitry")
 
@@ -44,7 +45,8 @@ FLUSH_RETRY_DELAY = 0.25
 STOP_GRACE = 1.0
 #: Statuses that refuse something in the batch (not the key): halve it to find the event refused.
 SPLIT_STATUSES = frozenset({400, 409, 413, 422})
-SEGMENT_EVENTS = 10_000
+#: Events read back from the spool at a time.
+SPOOL_READ = 4 * MAX_BATCH_EVENTS
 
 Send = Callable[[list[bytes], str], None]
 
@@ -53,8 +55,10 @@ Send = Callable[[list[bytes], str], None]
 class DeliveryStats:
     """Where a client's logged events are: ``dropped`` events will never be stored."""
 
+    #: In memory, waiting (events read back from the spool included).
     queued: int
     in_flight: int
+    #: On disk, not yet read back: left by an earlier client of this scope, or spilled by this one.
     spooled: int
     delivered: int
     dropped: int
@@ -75,16 +79,24 @@ class Delivery:
         self._closed = False
         self._reset()
         _deliveries.add(self)
-        if self._spooling:
+        if spool is not None and spool.replay:
             with self._cond:
-                self._start_worker_locked()  # what an earlier run left in the spool goes first, now
+                self._start_worker_locked()  # what earlier clients left goes first, now
 
     @classmethod
-    def for_client(cls, config: ClientConfig, send: Send) -> Delivery:
+    def for_client(cls, config: ClientConfig, send: Send, gateway: Optional[str] = None) -> Delivery:
+        """The delivery of a client; ``gateway`` names where it sends (an embedded client's database)."""
+        gateway = gateway or config.origin.url
         spool = None
         if config.spool_dir is not None:
-            scope = f"{config.origin.url}|{config.venue_id}|{config.api_key}".encode()
-            spool = Spool(Path(config.spool_dir) / hashlib.sha256(scope).hexdigest()[:16])
+            directory = Path(config.spool_dir) / scope_name(gateway, config.venue_id, config.api_key)
+            label = _without_credentials(gateway)
+            try:
+                spool = Spool(directory, gateway=label, venue_id=config.venue_id, max_bytes=config.spool_max_bytes)
+            except OSError as exc:
+                logger.warning(
+                    "The spool %s cannot be used (%s); events that cannot wait in memory are dropped", directory, exc
+                )
         return cls(
             send,
             max_queue=config.max_queue,
@@ -95,13 +107,17 @@ class Delivery:
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
-        self._queue: deque[bytes] = deque()
-        self._in_flight: list[bytes] = []
+        #: Events of this client, oldest first; an entry names the spool segment it was read from.
+        self._queue: deque[Entry] = deque()
+        #: Events read back from segments earlier clients left: delivered before ``_queue``.
+        self._replay: deque[Entry] = deque()
+        self._in_flight: list[Entry] = []
         self._worker: Optional[threading.Thread] = None
         self._stop = False
         self._flushers = 0
         self._worker_idle = False
-        self._spooling = self._spool is not None and self._spool.pending > 0
+        #: The queue overflowed to the spool: new events go there too until it is read back.
+        self._spooling = False
         self._delivered = 0
         self._dropped = 0
         self._in_burst = False
@@ -125,18 +141,28 @@ class Delivery:
 
     def _put_locked(self, item: bytes) -> str:
         if not self._spooling and len(self._queue) < self._max_queue:
-            self._queue.append(item)
+            self._queue.append((item, None))
             return "queued"
-        if self._spool is not None:
-            try:
-                self._spool.append(item)
-            except OSError as exc:
-                self._drop_locked(1, f"the queue is full and the spool could not be written ({exc})")
-                return "dropped"
-            self._spooling = True
-            return "queued"
-        self._drop_locked(1, f"the queue is full (max_queue={self._max_queue}) and no spool_dir is set")
-        return "dropped"
+        full = f"the queue is full (max_queue={self._max_queue})"
+        if self._spool is None:
+            self._drop_locked(1, f"{full} and the spool is off")
+            return "dropped"
+        try:
+            self._spool.append(item)
+        except SpoolFull:
+            self._drop_locked(1, f"{full} and the spool is full (spool_max_bytes={self._spool.max_bytes})")
+            return "dropped"
+        except OSError as exc:
+            self._drop_locked(1, f"{full} and the spool could not be written ({exc})")
+            return "dropped"
+        self._spooling = True
+        return "queued"
+
+    def _waiting_locked(self) -> bool:
+        """Anything left to deliver: in memory, in flight, or on disk in this client's spool."""
+        if self._queue or self._replay or self._in_flight or self._spooling:
+            return True
+        return self._spool is not None and bool(self._spool.replay)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until the queue is empty: True when everything was delivered, False if ``timeout``
@@ -147,7 +173,7 @@ class Delivery:
             self._flushers += 1
             self._cond.notify_all()
             try:
-                while self._queue or self._in_flight or self._spooling:
+                while self._waiting_locked():
                     if self._worker is None or not self._worker.is_alive():
                         self._start_worker_locked()
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -171,25 +197,32 @@ class Delivery:
         if worker is not None and worker is not threading.current_thread():
             worker.join(STOP_GRACE)
         with self._cond:
-            leftover = self._in_flight + list(self._queue)
+            leftover = self._in_flight + list(self._replay) + list(self._queue)
             self._in_flight = []
+            self._replay.clear()
             self._queue.clear()
-            if leftover and self._spool is not None:
-                try:
-                    self._spool.prepend(leftover)
-                    leftover = []
-                except OSError as exc:
-                    logger.warning("Could not spool %d undelivered events: %s", len(leftover), exc)
-            if leftover:
+            lost, why = self._keep_locked(leftover)
+            if lost:
                 self._in_burst = False  # losing events at close is news even in the middle of a burst
                 self._drop_locked(
-                    len(leftover),
-                    "they were still undelivered when the client closed"
+                    lost,
+                    f"they were still undelivered when the client closed ({why})"
                     + (f" (last error: {self._last_error})" if self._last_error else ""),
                 )
-            if self._spool is not None:
-                self._spool.close()
         return done
+
+    def _keep_locked(self, leftover: list[Entry]) -> tuple[int, str]:
+        """Spool the events only memory holds and release the spool; (how many are lost, why)."""
+        in_memory = sum(1 for _, segment in leftover if segment is None)
+        if self._spool is None:
+            return in_memory, "the spool is off"
+        try:
+            lost = self._spool.keep(leftover)
+            why = f"the spool is full (spool_max_bytes={self._spool.max_bytes})"
+        except OSError as exc:
+            lost, why = in_memory, f"the spool could not be written: {exc}"
+        self._spool.close(leftover)
+        return lost, why
 
     def announce(self, stacklevel: int = 3) -> None:
         """Warn, on the caller's thread, about drops not announced yet (one warning per burst)."""
@@ -203,13 +236,19 @@ class Delivery:
     def stats(self) -> DeliveryStats:
         with self._cond:
             return DeliveryStats(
-                queued=len(self._queue),
+                queued=len(self._queue) + len(self._replay),
                 in_flight=len(self._in_flight),
                 spooled=self._spool.pending if self._spool is not None else 0,
                 delivered=self._delivered,
                 dropped=self._dropped,
                 last_error=self._last_error,
             )
+
+    @property
+    def pending(self) -> int:
+        """Events not delivered yet: in memory, in flight, and in this client's spool."""
+        stats = self.stats()
+        return stats.queued + stats.in_flight + stats.spooled
 
     @property
     def dropped(self) -> int:
@@ -224,8 +263,7 @@ class Delivery:
             self._in_burst = True
             logger.warning("agenitry dropped %d event(s): %s (further drops are counted)", count, reason)
             self._announcements.append(
-                f"agenitry dropped events because {reason}; {self._dropped} dropped so far "
-                "(see client.dropped_events; set spool_dir=... to keep them on disk)"
+                f"agenitry dropped events because {reason}; {self._dropped} dropped so far (see client.dropped_events)"
             )
 
     # -- the worker --------------------------------------------------------------------------
@@ -253,34 +291,33 @@ class Delivery:
             while True:
                 if self._stop:
                     return None  # close() spools or counts whatever is left
+                if not self._replay and self._spool is not None and self._spool.replay:
+                    self._replay.extend(self._spool.read_replay(SPOOL_READ))
                 if self._spooling and len(self._queue) < self._max_queue // 2 + 1:
                     self._refill_locked()
-                if self._queue:
+                source = self._replay or self._queue
+                if source:
                     break
                 self._worker_idle = True
                 try:
                     self._cond.wait()
                 finally:
                     self._worker_idle = False
-            batch: list[bytes] = []
+            batch: list[Entry] = []
             size = 0
-            while self._queue and len(batch) < MAX_BATCH_EVENTS:
-                item = self._queue[0]
+            while source and len(batch) < MAX_BATCH_EVENTS:
+                item = source[0][0]
                 if batch and size + len(item) > MAX_BATCH_BYTES:
                     break
-                batch.append(self._queue.popleft())
+                batch.append(source.popleft())
                 size += len(item) + 1
-            self._in_flight = list(batch)
-            return batch
+            self._in_flight = batch
+            return [item for item, _ in batch]
 
     def _refill_locked(self) -> None:
         assert self._spool is not None  # noqa: S101 - spooling implies a spool
-        room = min(self._max_queue - len(self._queue), 4 * MAX_BATCH_EVENTS)
-        try:
-            self._queue.extend(self._spool.read(room))
-        except OSError as exc:
-            logger.warning("Could not read the spool %s: %s", self._spool.directory, exc)
-        if self._spool.pending == 0:
+        self._queue.extend(self._spool.read_overflow(SPOOL_READ))
+        if not self._spool.overflow:
             self._spooling = False
 
     def _deliver(self, batch: list[bytes]) -> None:
@@ -326,11 +363,14 @@ class Delivery:
 
     def _settle(self, count: int, refused: Optional[str] = None) -> None:
         with self._cond:
+            settled = self._in_flight[:count]
             del self._in_flight[:count]
+            if self._spool is not None:
+                self._spool.settle(segment for _, segment in settled if segment is not None)
             if refused is None:
                 self._delivered += count
                 self._last_error = None
-                if not self._queue and not self._in_flight:
+                if not self._queue and not self._replay and not self._in_flight:
                     self._in_burst = False
             else:
                 self._drop_locked(count, refused)
@@ -355,159 +395,6 @@ class Delivery:
         self._reset()
 
 
-class Spool:
-    """Events on disk, oldest first: JSON lines in segment files ``<start>-<seq>.<pid>.jsonl``.
-
-    Segments whose writing process is gone are claimed (renamed to our pid) when the
-    next client opens the directory, and replayed ahead of its own events. Files are
-    written unbuffered, so a crash loses at most the line being written, and a fork
-    leaves nothing half-buffered to write twice.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._begin()
-        self._segments: deque[Path] = deque(self._claim_orphans())
-        self.pending = sum(_count_lines(path) for path in self._segments)
-
-    def _begin(self) -> None:
-        self._pid = os.getpid()
-        self._start = time.time_ns()
-        self._seq = 0
-        self._writer: Optional[BinaryIO] = None
-        self._writing: Optional[Path] = None
-        self._written = 0
-        self._reader: Optional[BinaryIO] = None
-
-    def _claim_orphans(self) -> list[Path]:
-        claimed = []
-        with _held_lock:
-            for path in sorted(self.directory.glob("*.jsonl")):
-                stem, _, owner = path.name[: -len(".jsonl")].rpartition(".")
-                if not owner.isdigit() or path in _held:
-                    continue
-                if int(owner) != self._pid:
-                    if _alive(int(owner)):
-                        continue
-                    target = path.with_name(f"{stem}.{self._pid}.jsonl")
-                    try:
-                        path.rename(target)
-                    except OSError:
-                        continue  # another process claimed it first
-                    path = target
-                _held.add(path)
-                claimed.append(path)
-        return sorted(claimed)
-
-    def _segment(self, key: str) -> Path:
-        return self.directory / f"{key}.{self._pid}.jsonl"
-
-    def append(self, item: bytes) -> None:
-        if self._writer is None:
-            self._seq += 1
-            self._writing = self._segment(f"{self._start:020d}-{self._seq:06d}")
-            self._writer = open(self._writing, "ab", buffering=0)  # noqa: SIM115 - kept open across appends
-            self._segments.append(self._writing)
-            _hold(self._writing)
-            self._written = 0
-        self._writer.write(item + b"\n")
-        self.pending += 1
-        self._written += 1
-        if self._written >= SEGMENT_EVENTS:
-            self._close_writer()
-
-    def prepend(self, items: list[bytes]) -> None:
-        """Write events older than everything spooled so far (undelivered at close)."""
-        self._close_writer()
-        first = self._segments[0].name.split("-")[0] if self._segments else f"{self._start:020d}"
-        path = self._segment(f"{int(first) - 1:020d}-000000")
-        with open(path, "ab", buffering=0) as handle:
-            handle.write(b"".join(item + b"\n" for item in items))
-        self._segments.appendleft(path)
-        _hold(path)
-        self.pending += len(items)
-
-    def read(self, limit: int) -> list[bytes]:
-        items: list[bytes] = []
-        while len(items) < limit and self._segments:
-            if self._reader is None:
-                if self._segments[0] == self._writing:
-                    self._close_writer()
-                self._reader = open(self._segments[0], "rb")  # noqa: SIM115 - read across calls
-            line = self._reader.readline()
-            if line.endswith(b"\n"):
-                self.pending -= 1
-                if line.strip():
-                    items.append(line.rstrip(b"\n"))
-                continue
-            # The end of the segment (a line without its newline was cut off by a crash).
-            self._reader.close()
-            self._reader = None
-            done = self._segments.popleft()
-            done.unlink(missing_ok=True)
-            _release([done])
-        if not self._segments:
-            self.pending = 0
-        return items
-
-    def _close_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            self._writing = None
-
-    def close(self) -> None:
-        """Close the files; what is still spooled is left for the next client on this directory."""
-        self._close_writer()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        _release(self._segments)
-
-    def after_fork(self) -> None:
-        # The parent keeps its segments; the child writes (and reads) only its own.
-        self.close()
-        self._begin()
-        self._segments = deque()
-        self.pending = 0
-
-
-# Segments an open spool of this process holds; any other file of ours is a closed client's, free to replay.
-_held: set[Path] = set()
-_held_lock = threading.Lock()
-
-
-def _hold(path: Path) -> None:
-    with _held_lock:
-        _held.add(path)
-
-
-def _release(paths: Iterable[Path]) -> None:
-    with _held_lock:
-        _held.difference_update(paths)
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
-    except OSError:
-        return 0
-
-
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would end the process there; a pid file lock is not worth it
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 _deliveries: weakref.WeakSet[Delivery] = weakref.WeakSet()
 
 
@@ -520,9 +407,13 @@ def _close_all_at_exit() -> None:
             logger.exception("Could not flush agenitry events at exit")
 
 
+def _without_credentials(url: str) -> str:
+    """A gateway's address as shown in ``scope.json``: a database URL's password left out."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep and "@" in rest.split("/", 1)[0] else url
+
+
 def _reset_in_child() -> None:
-    global _held_lock
-    _held_lock = threading.Lock()
     for delivery in list(_deliveries):
         delivery._after_fork()
 
