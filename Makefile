@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard packages/*/pyproject.toml))
 
-.PHONY: demo test lint typecheck browser bench clean
+.PHONY: demo test lint typecheck browser bench clean dist
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,15 @@ bench: $(STAMP)
 		$(BIN)/python bench/bench_$$name.py $(BENCH_ARGS) || exit 1; \
 	done
 
+# Every distribution's wheel and sdist, built from this checkout into $(DIST), for installing
+# without a package index: pip install dist/agenitry-*.whl dist/agenitry_gateway-*.whl
+DIST ?= dist
+dist: $(STAMP)
+	rm -rf $(DIST)
+	@for package in $(PACKAGES); do \
+		$(BIN)/python -m build --quiet --no-isolation --outdir $(DIST) $$package || exit 1; \
+	done
+	@ls $(DIST)
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DIST) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

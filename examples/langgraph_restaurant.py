@@ -191,6 +191,21 @@ def audit_trail(client: Agenitry) -> None:
         print(f"  #{event['sequence']:<3} {what:<44} {event['verify_url']}")
 
 
+def where_things_are(folder: Path) -> None:
+    """The files the demo left, and commands that work on them (from this directory)."""
+    agenitry = Path(sys.executable).with_name("agenitry")
+    if agenitry.is_relative_to(Path.cwd()):
+        agenitry = agenitry.relative_to(Path.cwd())
+    command = f"{agenitry} --db {folder / 'agenitry.db'}"
+    print(
+        f"\nThe database is {folder / 'agenitry.db'}; its checkpoint signing key is {folder / 'agenitry-signing.key'}."
+    )
+    print("Look at it yourself (sign a checkpoint of the log now, then verify it):")
+    print(f"  {command} authorizations --venue {VENUE}")
+    print(f"  {command} log checkpoint --venue {VENUE}")
+    print(f"  {command} verify --venue {VENUE}")
+
+
 def serve(database: str, port: int) -> None:
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "warning"], stdout=subprocess.DEVNULL)
@@ -264,6 +279,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         client.close()
         checkpoints.close()
+    where_things_are(folder)
     if args.serve:
         serve(database, port)
     return 0

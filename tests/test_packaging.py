@@ -1,8 +1,9 @@
-"""The namespace-package recipe holds: every wheel ships only its own part of ``agenitry``.
+"""``make dist`` builds every distribution, and the namespace-package recipe holds.
 
-The core wheel alone owns ``agenitry/__init__.py``; the gateway and every adapter ship only
-``agenitry/<part>/``, so installing one can never overwrite the core's root module, and
-``from agenitry import X`` keeps working beside ``import agenitry.gateway``.
+Every distribution gets a wheel and an sdist. The core wheel alone owns
+``agenitry/__init__.py``; the gateway and every adapter ship only ``agenitry/<part>/``, so
+installing one can never overwrite the core's root module, and ``from agenitry import X``
+keeps working beside ``import agenitry.gateway``. Every wheel carries its ``py.typed``.
 """
 
 from __future__ import annotations
@@ -14,24 +15,45 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = Path(__file__).resolve().parents[1] / "packages"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ROOT / "packages"
 DISTRIBUTIONS = sorted(path.name for path in PACKAGES.iterdir() if (path / "pyproject.toml").exists())
 
 
+def _name(archive: Path) -> str:
+    return archive.name.split("-")[0].replace("_", "-")
+
+
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("wheels")
-    for name in DISTRIBUTIONS:
-        subprocess.run(
-            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(PACKAGES / name)],
-            check=True,
-            capture_output=True,
-        )
-    built = {}
-    for wheel in out.glob("*.whl"):
-        built[wheel.name.split("-")[0].replace("_", "-")] = wheel
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``make dist`` into a temporary directory (``-o``: the test's own venv is taken as built)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed-stamp", "dist", f"DIST={out}"],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheels(dist: Path) -> dict[str, Path]:
+    built = {_name(wheel): wheel for wheel in dist.glob("*.whl")}
     assert sorted(built) == DISTRIBUTIONS
     return built
+
+
+def test_make_dist_builds_a_wheel_and_an_sdist_of_every_distribution(dist: Path) -> None:
+    assert sorted(_name(sdist) for sdist in dist.glob("*.tar.gz")) == DISTRIBUTIONS
+    assert len(list(dist.iterdir())) == 2 * len(DISTRIBUTIONS)
+
+
+@pytest.mark.parametrize("name", DISTRIBUTIONS)
+def test_every_wheel_carries_its_py_typed(wheels: dict[str, Path], name: str) -> None:
+    part = name.removeprefix("agenitry").removeprefix("-").replace("-", "_")
+    marker = f"agenitry/{part}/py.typed" if part else "agenitry/py.typed"
+    with zipfile.ZipFile(wheels[name]) as archive:
+        assert marker in archive.namelist()
 
 
 def _python_files(wheel: Path) -> list[str]:

@@ -99,4 +99,7 @@ def test_embedded_without_the_gateway_says_what_to_install(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "agenitry.gateway", None)
     with pytest.raises(AgenitryError) as missing:
         kind.embedded("sqlite:///unused.db", venue_id="nobo-downtown")
-    assert missing.value.message == "Embedded mode needs the gateway: pip install 'agenitry[gateway]'"
+    assert missing.value.message == (
+        "Embedded mode needs the agenitry-gateway package:"
+        " from a checkout of the Agenitry repository, pip install ./packages/agenitry-gateway"
+    )

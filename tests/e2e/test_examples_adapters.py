@@ -33,7 +33,7 @@ def test_llamaindex_agent_gates_orders_and_waits_for_the_owner(repo_root: Path, 
     assert "tool check_stock{'item': 'salmon'} -> ok: 4" in out
     assert "-> ok: ordered 50 lb of salmon for $180.00" in out
     assert "-> error: Not authorized (denied): Amount $3,600.00 exceeds the single-transaction limit of $500.00" in out
-    assert "waiting: Waiting for the owner's approval: purchase_order of 340 USD (authorization auth_" in out
+    assert "waiting: Waiting for the owner's approval: purchase_order of 340.00 USD (authorization auth_" in out
     # The tuna runs only after the owner's approval, once.
     assert out.index("owner approved auth_") < out.index("ordered 20 lb of tuna for $340.00")
     assert out.count("ordered 20 lb of tuna") == 1
@@ -52,7 +52,7 @@ def test_openai_function_calling_replays_cassettes_through_the_real_client(repo_
     assert "tool order_supplies{'item': 'salmon', 'pounds': 50, 'total': 180} -> approved" in out
     tuna = (
         "tool order_supplies{'item': 'tuna', 'pounds': 20, 'total': 340} -> pending: "
-        "Waiting for the owner's approval: purchase_order of 340 USD (authorization auth_"
+        "Waiting for the owner's approval: purchase_order of 340.00 USD (authorization auth_"
     )
     assert tuna in out
     assert "model: The salmon is ordered ($180)." in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -43,7 +44,7 @@ def test_the_langchain_agent_example(repo_root: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Done: 10 lb of salmon ordered for $180.00" in out
-    assert "⏸  Paused: Waiting for the owner's approval: purchase_order of 620 USD" in out
+    assert "⏸  Paused: Waiting for the owner's approval: purchase_order of 620.00 USD" in out
     assert "The owner approves through the API: approved" in out and "Done: 40 lb of bluefin ordered" in out
     assert "Supplier orders placed: 10 lb salmon, 40 lb bluefin" in out
     assert "tool_call order_supplies → pending" in out and "tool_call lookup_supplier_price → ok" in out
@@ -100,3 +101,14 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
         ("issue_refund", "denied"),
     ]
     assert len(links) == 19
+    # where things are, and follow-up commands that work as printed
+    assert (
+        f"The database is {tmp_path / 'agenitry.db'}; its checkpoint signing key is {tmp_path}/agenitry-signing.key"
+        in out
+    )
+    follow_ups = [line.strip() for line in out.splitlines() if line.startswith("  ") and " --db " in line]
+    assert [shlex.split(line)[3] for line in follow_ups] == ["authorizations", "log", "verify"]
+    for line in follow_ups:
+        done = subprocess.run(shlex.split(line), cwd=repo_root, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (line, done.stderr)
+    assert done.stdout.startswith("verified: venue nobo-downtown: 19 entries, 1 signed checkpoints")

@@ -54,7 +54,7 @@ def test_errors_are_sentences_and_exit_nonzero(db_url: str) -> None:
     code, _, err = run("keys", "create", "--venue", "nobo", "--role", "root", "--db", db_url)
     assert code == 1 and "role must be admin or agent" in err
     code, _, err = run("keys", "create", "--venue", "elsewhere", "--role", "admin", "--db", db_url)
-    assert code == 1 and "not found" in err
+    assert code == 2 and f"Venue 'elsewhere' not found in {db_url}" in err
     code, _, err = run("serve", "--db", db_url, "--port", "70000")
     assert code == 2 and "port must be 1-65535" in err
 

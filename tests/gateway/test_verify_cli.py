@@ -85,7 +85,7 @@ def test_a_whole_venue_from_the_database(venue: Venue, gateway: Gateway) -> None
     code, out, _ = run("verify", "--db", gateway.db.url, "--venue", venue.id)
     assert code == 0 and "Trusted the public keys listed in the database itself" in out
     code, _, err = run("verify", "--db", gateway.db.url, "--venue", "no-such-venue", "--public-key", key)
-    assert code == 2 and "No such log" in err
+    assert code == 2 and f"Venue 'no-such-venue' not found in {gateway.db.url}" in err
 
 
 def exported(gateway: Gateway, venue: Venue, path: Path) -> list[dict[str, Any]]:

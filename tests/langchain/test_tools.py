@@ -53,8 +53,8 @@ def test_authorize_names_the_action_amount_currency_and_authorization(client: Ag
     approved = create_authorize_tool(client=client).invoke({"action": "order_captured", "amount": 24.5})
     [record] = client.authorizations(agent_id=None)["authorizations"]
     assert approved == (
-        f"APPROVED: order_captured of 24.5 USD may go ahead (authorization {record['authorization_id']}, "
-        f"valid until {record['expires_at']})."
+        f"APPROVED: order_captured of 24.50 USD for voice-agent may go ahead "
+        f"(authorization {record['authorization_id']}, valid until {record['expires_at']})."
     )
 
 
@@ -72,13 +72,19 @@ def test_authorize_answers_approved_pending_and_denied(client: Agenitry) -> None
     denied = as_call(authorize, {"action": "comp_issued", "amount": 30})
     statuses = [a["status"] for a in client.authorizations(agent_id=None)["authorizations"]]
     assert sorted(statuses) == ["approved", "denied", "pending"]
-    assert approved.startswith("APPROVED") and pending.startswith("PENDING")
     records = {a["status"]: a for a in client.authorizations(agent_id=None)["authorizations"]}
-    assert records["approved"]["authorization_id"] in approved
-    assert records["pending"]["authorization_id"] in pending
+    assert approved.startswith("APPROVED: order_captured of 24.50 USD for voice-agent may go ahead")
+    assert pending == (
+        "PENDING: Waiting for the owner's approval: order_captured of 450.00 USD "
+        f"(authorization {records['pending']['authorization_id']}). "
+        "Nothing was done yet; do not ask again, tell the user it needs approval."
+    )
     # A denial is an answer, not a failure of the tool: the model reads the reason.
-    assert denied.status == "success" and denied.content.startswith("DENIED")
-    assert records["denied"]["denial_reason"] in denied.content
+    assert denied.status == "success"
+    assert denied.content == (
+        f"DENIED: Not authorized (denied): {records['denied']['denial_reason']}. Nothing was done "
+        f"(authorization {records['denied']['authorization_id']}). Do not retry this spend."
+    )
 
 
 @pytest.mark.anyio
@@ -104,7 +110,10 @@ def test_log_event_answers_with_the_verify_link_and_stores_the_event(client: Age
     )
     assert client.flush(timeout=10)
     [event] = client.events(agent_id=None, action="order_captured")["events"]
-    assert event["id"] in answer and client.verify_url(event["id"]) in answer
+    assert answer == (
+        f"Logged order_captured as event {event['id']}; anyone with this link can verify it: "
+        f"{client.verify_url(event['id'])}."
+    )
     assert event["context"] == {"table": 7} and event["agent_id"] == "voice-agent"
 
 
@@ -121,8 +130,8 @@ def test_set_policy_with_an_admin_key_and_refused_for_an_agent_key(
     admin = create_set_policy_tool(api_key=venue.admin_key, venue_id=venue.id, base_url=live.url)
     request.addfinalizer(admin.metadata["agenitry_client"].close)
     answer = admin.invoke({"agent_id": "voice-agent", "max_single_amount": 300, "allowed_actions": ["order_captured"]})
-    assert answer.startswith("Policy saved")
     [policy] = venue.gateway.list_policies(venue.admin)["policies"]
+    assert answer == f"Policy {policy['id']} saved for agent voice-agent: at most 300 a spend; only order_captured."
     assert policy["agent_id"] == "voice-agent"
     agent = create_set_policy_tool(
         api_key=venue.agent_key("voice-agent"), venue_id=venue.id, agent_id="voice-agent", base_url=live.url

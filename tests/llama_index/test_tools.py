@@ -50,34 +50,48 @@ def test_authorize_tool_answers_approved_denied_and_pending(agent: Agenitry, ven
     approved = tool.call(action="purchase_order", amount=50, reason="salmon")
     denied = tool.call(action="purchase_order", amount=900)
     pending = tool.call(action="purchase_order", amount=300)
-    assert str(approved.content).startswith("Approved: purchase_order of 50 (authorization auth_")
-    assert "Amount $900.00 exceeds the single-transaction limit" in str(denied.content)
-    assert str(denied.content).startswith("Not authorized (denied)")
-    assert str(pending.content).startswith("Waiting for the owner's approval: purchase_order of 300")
     assert sorted(statuses(venue)) == ["approved", "denied", "pending"]
+    records = {a["status"]: a for a in venue.gateway.list_authorizations(venue.admin)["authorizations"]}
+    assert str(approved.content) == (
+        f"APPROVED: purchase_order of 50.00 USD for buyer may go ahead (authorization "
+        f"{records['approved']['id']}, valid until {records['approved']['expires_at']})."
+    )
+    assert str(denied.content) == (
+        f"DENIED: Not authorized (denied): {records['denied']['denial_reason']}. Nothing was done "
+        f"(authorization {records['denied']['id']}). Do not retry this spend."
+    )
+    assert "Amount $900.00 exceeds the single-transaction limit" in str(denied.content)
+    assert str(pending.content) == (
+        f"PENDING: Waiting for the owner's approval: purchase_order of 300.00 USD (authorization "
+        f"{records['pending']['id']}). Nothing was done yet; do not ask again, tell the user it needs approval."
+    )
 
 
 def test_the_factories_take_the_seeds_arguments(venue: Venue, live: LiveServer) -> None:
     venue.policy(max_single_amount=500)
     tool = create_authorize_tool(api_key=venue.agent_key("buyer"), venue_id=venue.id, base_url=live.url)
     try:
-        assert str(tool.call(action="purchase_order", amount=5).content).startswith("Approved:")
+        assert str(tool.call(action="purchase_order", amount=5).content).startswith("APPROVED: purchase_order of 5.00")
     finally:
         tool.agenitry.close()  # type: ignore[attr-defined]
 
 
 def test_log_event_and_set_policy_tools(agent: Agenitry, venue: Venue, live: LiveServer) -> None:
     logged = create_log_event_tool(client=agent).call(action="item_86d", reason="out of tuna")
-    assert str(logged.content).startswith("logged: event evt_")
     agent.flush()
     [event] = venue.gateway.list_events(venue.admin, venue.id, action="item_86d")["events"]
+    assert str(logged.content) == (
+        f"Logged item_86d as event {event['id']}; anyone with this link can verify it: {agent.verify_url(event['id'])}."
+    )
     assert event["reason"] == "out of tuna"
     # An agent must never raise its own limit: the gateway refuses, the model reads why.
     refused = create_set_policy_tool(client=agent).call(max_single_amount=10_000)
     assert str(refused.content).startswith("error: the Agenitry gateway refused")
     with Agenitry(venue.admin_key, venue.id, base_url=live.url, max_retries=0) as admin:
         done = create_set_policy_tool(client=admin).call(agent_id="buyer", max_single_amount=20)
-    assert str(done.content).endswith("set for buyer.")
+    policies = venue.gateway.list_policies(venue.admin)["policies"]
+    [policy] = [p for p in policies if p["agent_id"] == "buyer"]
+    assert str(done.content) == f"Policy {policy['id']} saved for agent buyer: at most 20 a spend."
     policies = venue.gateway.list_policies(venue.admin)["policies"]
     assert {p["agent_id"] for p in policies} == {None, "buyer"}
 
@@ -173,5 +187,5 @@ async def test_async_gating_with_the_async_client(venue: Venue, live: LiveServer
             gated.call(item="salmon", total=20)
         authorize = create_authorize_tool(client=client)
         answer = await authorize.acall(action="purchase_order", amount=900)
-        assert str(answer.content).startswith("Not authorized (denied)")
+        assert str(answer.content).startswith("DENIED: Not authorized (denied): Amount $900.00 exceeds")
     assert calls == ["salmon"]

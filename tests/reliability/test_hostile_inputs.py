@@ -18,6 +18,7 @@ longer verified such an event and an honest re-send of it was refused as a confl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from typing import Any, Optional
@@ -337,10 +338,9 @@ def test_long_headers_and_paths(client: Client) -> None:
 def raw_request(live: LiveServer, request: bytes) -> bytes:
     """Send bytes no HTTP client would; returns the start of the answer."""
     with socket.create_connection(("127.0.0.1", live.port), timeout=10) as connection:
-        try:
+        # The server may answer and close before it has read the whole request: read its answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             connection.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before it had read the whole request; read its answer
         answer = b""
         while b"\r\n\r\n" not in answer:
             try:

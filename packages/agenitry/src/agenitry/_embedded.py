@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from agenitry.gateway.store.database import Database
 
 logger = logging.getLogger("agenitry")
-GATEWAY_MISSING = "Embedded mode needs the gateway: pip install 'agenitry[gateway]'"
+GATEWAY_MISSING = (
+    "Embedded mode needs the agenitry-gateway package:"
+    " from a checkout of the Agenitry repository, pip install ./packages/agenitry-gateway"
+)
 EMBEDDED_ACTOR = "embedded"
 
 ASGIApp = Any

@@ -13,6 +13,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, Optional
 
+from agenitry._money import currency_exponent
+
 #: What came of one gated call (see :class:`GateOutcome`).
 OutcomeKind = Literal[
     "ran", "approved", "denied", "pending", "already_done", "in_progress", "failed", "invalid", "unavailable"
@@ -90,12 +92,16 @@ class Authorization:
 
     @property
     def money(self) -> str:
-        """The amount with its currency, for a sentence: ``"250 USD"``."""
-        return " ".join(part for part in (_plain(self.amount), self.currency) if part)
+        """The amount with its currency, to the currency's minor unit: ``"250.00 USD"``, ``"1200 JPY"``."""
+        return " ".join(part for part in (_plain(self.amount, self.currency), self.currency) if part)
 
 
-def _plain(amount: Optional[Decimal]) -> str:
-    return "" if amount is None else f"{amount.normalize():f}"
+def _plain(amount: Optional[Decimal], currency: Optional[str]) -> str:
+    if amount is None:
+        return ""
+    if currency is None:
+        return f"{amount.normalize():f}"
+    return f"{amount.quantize(Decimal(1).scaleb(-currency_exponent(currency))):f}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ It never prints a missing value ("None") and never says "go ahead" for something
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Optional, Union
 
 from agenitry._models import Authorization
 
@@ -94,3 +96,52 @@ def unavailable_text(tool: str, error: Union[BaseException, str]) -> str:
     """The gateway could not be reached, so nothing ran."""
     text = error if isinstance(error, str) else str(error)
     return f"{tool} was not run: the spending gateway could not be reached ({text}). Nothing was spent."
+
+
+# -- the answers of the seed's tools (authorize, log an event, set a policy) ----------------------
+
+
+def decision_text(authorization: Authorization) -> str:
+    """What an authorize tool answers, from the authorization's record: the decision first.
+
+    ``APPROVED: order_captured of 127.00 USD for voice-agent may go ahead (authorization auth_…,
+    valid until …).``, or ``PENDING: …`` / ``DENIED: …`` with :func:`pending_text` / :func:`denied_text`.
+    """
+    if authorization.status == "approved":
+        who = f" for {authorization.agent_id}" if authorization.agent_id else ""
+        until = f", valid until {authorization.expires_at}" if authorization.expires_at else ""
+        return f"APPROVED: {_what(authorization)}{who} may go ahead (authorization {authorization.id}{until})."
+    if authorization.status == "pending":
+        return f"PENDING: {pending_text(authorization)}"
+    return f"DENIED: {denied_text(authorization)}"
+
+
+def logged_text(action: str, event: Mapping[str, Any]) -> str:
+    """What a log tool answers: the event's id and, when the gateway gave one, its verify link."""
+    link = event.get("verify_url")
+    where = f"; anyone with this link can verify it: {link}" if link else ""
+    return f"Logged {action} as event {event.get('id')}{where}."
+
+
+#: A policy's limits as a sentence names them, in the order the checks run.
+_LIMITS = (
+    ("max_single_amount", "at most {} a spend"),
+    ("max_daily_spend", "at most {} in any 24 hours"),
+    ("max_monthly_spend", "at most {} in any 30 days"),
+    ("require_approval_above", "the owner approves anything above {}"),
+)
+
+
+def _number(value: Any) -> str:
+    """A limit as the gateway sent it (a JSON number), without float noise: ``300``, ``12.5``."""
+    return f"{Decimal(str(value)).normalize():f}"
+
+
+def policy_text(policy: Mapping[str, Any]) -> str:
+    """What a set-policy tool answers: the policy as saved, every limit it now has."""
+    scope = f"agent {policy['agent_id']}" if policy.get("agent_id") else "the whole venue"
+    rules = [sentence.format(_number(policy[name])) for name, sentence in _LIMITS if policy.get(name) is not None]
+    actions = policy.get("allowed_actions")
+    if actions is not None:
+        rules.append("only " + ", ".join(actions) if actions else "no action allowed")
+    return f"Policy {policy.get('id')} saved for {scope}: {'; '.join(rules) or 'no limits'}."

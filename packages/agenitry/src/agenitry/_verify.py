@@ -30,6 +30,9 @@ from agenitry._tlog import Checkpoint, LogFormatError, TlogProof, TrustedKey, op
 #: vkey), its 32 bytes, or several of these (old keys stay valid after a rotation).
 Keys = Union[TrustedKey, str, bytes, Sequence[Union[TrustedKey, str, bytes]]]
 
+#: The first line of an ``agenitry export`` file names this format; a verifier reads it back.
+EXPORT_FORMAT = "agenitry-log-export/v1"
+
 #: Event fields that must say what the signed entry says.
 _SAME_FIELDS = (
     "id",

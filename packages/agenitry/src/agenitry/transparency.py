@@ -10,6 +10,7 @@ offline and with the standard library only:
                  :func:`consistency_ranges`, :class:`CompactTree`, :func:`root_of`
     formats      :class:`Checkpoint`, :class:`NoteSignature`, :func:`format_note`,
                  :class:`TlogProof`, :class:`TrustedKey`, :func:`key_id`, :func:`verifier_key`
+    exports      :data:`EXPORT_FORMAT`, the first line of an ``agenitry export`` file
     checks       :func:`verify_event`, :func:`verify_proof`, :func:`verify_log`,
                  :func:`verify_inclusion`, :func:`verify_consistency`, :func:`open_checkpoint`
 
@@ -52,10 +53,20 @@ from agenitry._tlog import (
     open_checkpoint,
     verifier_key,
 )
-from agenitry._verify import Finding, Keys, LogReport, VerificationResult, verify_event, verify_log, verify_proof
+from agenitry._verify import (
+    EXPORT_FORMAT,
+    Finding,
+    Keys,
+    LogReport,
+    VerificationResult,
+    verify_event,
+    verify_log,
+    verify_proof,
+)
 
 __all__ = [
     "EMPTY_ROOT",
+    "EXPORT_FORMAT",
     "HASH_SIZE",
     "PROOF_HEADER",
     "Checkpoint",

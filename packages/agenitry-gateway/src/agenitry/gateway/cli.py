@@ -1,46 +1,86 @@
 """The ``agenitry`` command: serve the gateway and administer venues, keys and approvals.
 
-Every command that touches the database takes ``--db`` (or AGENITRY_DATABASE_URL); the
-default is ``agenitry.db`` in the working directory.
+Every command that touches the database takes ``--db`` (before or after the command's
+name; or AGENITRY_DATABASE_URL) and says on stderr which database it uses; the default is
+``agenitry.db`` in the data directory (see :mod:`agenitry.gateway.cli_database`). A
+configuration or connection mistake is one or two lines and exit code 2; ``--debug`` (or
+AGENITRY_DEBUG=1) shows its traceback instead.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
-from agenitry.gateway import cli_verify
-from agenitry.gateway.errors import GatewayError
+from agenitry.gateway import cli_database, cli_spool, cli_verify
+from agenitry.gateway.errors import GatewayError, StorageBusy
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.service.signing import SigningKey
 from agenitry.gateway.settings import Settings
 
-app = typer.Typer(help="Agenitry: spend authority and a verifiable audit trail for AI agents.", no_args_is_help=True)
-venues_app = typer.Typer(help="Create and list venues.", no_args_is_help=True)
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-log_app = typer.Typer(help="The audit log's signing key and checkpoints.", no_args_is_help=True)
+# Plain help (no rich panels): flags read as `--json`, not `--json <bool>`. A traceback never
+# shows local variables: they hold database URLs and keys.
+_HELP: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None, "pretty_exceptions_show_locals": False}
+app = typer.Typer(help="Agenitry: spend authority and a verifiable audit trail for AI agents.", **_HELP)
+venues_app = typer.Typer(help="Create and list venues.", **_HELP)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", **_HELP)
+log_app = typer.Typer(help="The audit log's signing key and checkpoints.", **_HELP)
 app.add_typer(venues_app, name="venues")
 app.add_typer(keys_app, name="keys")
 app.add_typer(log_app, name="log")
+app.add_typer(cli_spool.spool_app(**_HELP), name="spool")
 _command: ContextVar[Optional[typer.Context]] = ContextVar("agenitry_command", default=None)
 
 
+_DB_HELP = (
+    "The database: a file path, sqlite:///path.db or postgresql://user@host/db"
+    " [default: $XDG_DATA_HOME/agenitry/agenitry.db, else ~/.local/share/agenitry/agenitry.db]"
+)
+
+
+@dataclass
+class _Invocation:
+    """The global options, and the database the command resolved (named in its messages)."""
+
+    db: Optional[str] = None
+    debug: bool = False
+    database: Optional[cli_database.Target] = None
+
+
 @app.callback()
-def _every_command(context: typer.Context) -> None:
+def _every_command(
+    context: typer.Context,
+    db: Annotated[
+        Optional[str], typer.Option("--db", envvar="AGENITRY_DATABASE_URL", help=_DB_HELP, show_default=False)
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="AGENITRY_DEBUG", help="Show a failure's traceback, not its summary")
+    ] = False,
+) -> None:
     _command.set(context)
+    context.obj = _Invocation(db=db, debug=debug)
+
+
+def _invocation() -> _Invocation:
+    context = _command.get()
+    obj = context.obj if context is not None else None
+    return obj if isinstance(obj, _Invocation) else _Invocation()
 
 
 Db = Annotated[
     Optional[str],
-    typer.Option(
-        "--db", envvar="AGENITRY_DATABASE_URL", help="sqlite:///path.db or postgresql://...", show_default=False
-    ),
+    typer.Option("--db", help="As the global --db, for this command (or AGENITRY_DATABASE_URL)", show_default=False),
 ]
 Venue = Annotated[str, typer.Option("--venue", envvar="AGENITRY_VENUE_ID", help="The venue id")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
@@ -57,29 +97,87 @@ SigningKeyOption = Annotated[
 ]
 
 
-def _settings(db: Optional[str], **settings: Any) -> Settings:
-    try:
-        return Settings.from_env(database_url=db, **settings)
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
+#: What a command does with its database: may create it, needs it to exist, or only
+#: names it (``log public-key`` finds the signing key beside it).
+Opening = Literal["create", "existing", "named"]
 
 
-def _gateway(db: Optional[str], **settings: Any) -> Gateway:
+def _problem(message: str, hint: Optional[str] = None) -> typer.Exit:
+    """Say a mistake in one or two lines; the exit code for a usage or configuration mistake."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _explained() -> Iterator[None]:
+    """Configuration and connection mistakes as their short message and exit 2 (--debug: raised)."""
     try:
-        gateway = _settings(db, **settings).gateway(serving=False)
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
-    command = _command.get()
-    if command is not None:
-        # A command's connections close with it (a PostgreSQL pool would outlive it otherwise).
-        command.call_on_close(gateway.db.dispose)
-    gateway.migrate()
+        yield
+    except (cli_database.DatabaseProblem, StorageBusy, SQLAlchemyError, ValueError) as exc:
+        invocation = _invocation()
+        if invocation.debug:
+            raise
+        if isinstance(exc, cli_database.DatabaseProblem):
+            raise _problem(exc.message, exc.hint) from None
+        if isinstance(exc, ValueError) or invocation.database is None:
+            raise _problem(str(exc)) from None
+        problem = cli_database.explain(exc, invocation.database)
+        raise _problem(problem.message, problem.hint) from None
+
+
+def _database(db: Optional[str]) -> cli_database.Target:
+    """The command's database (its --db, else the global one, else the default), said once on stderr."""
+    invocation = _invocation()
+    if invocation.database is None:
+        with _explained():
+            invocation.database = cli_database.target(db or invocation.db)
+        typer.echo(f"database: {invocation.database.shown}", err=True)
+    return invocation.database
+
+
+def _settings(db: Optional[str], opening: Opening = "existing", **settings: Any) -> Settings:
+    """The settings, checked before the database is: a typo in them is the first thing said."""
+    database = _database(db)
+    with _explained():
+        checked = Settings.from_env(database_url=database.url, **settings)
+    _prepare(database, opening)
+    return checked
+
+
+def _prepare(database: cli_database.Target, opening: Opening) -> None:
+    with _explained():
+        if opening != "named":
+            created = cli_database.prepare(database, creates=opening == "create")
+            if created is not None:
+                typer.echo(f"created {created} (mode 0700) for the database", err=True)
+
+
+def _gateway(
+    db: Optional[str], *, venue: Optional[str] = None, opening: Opening = "existing", **settings: Any
+) -> Gateway:
+    """The gateway on the command's database, migrated; with ``venue``, refused unless it exists."""
+    with _explained():
+        gateway = _settings(db, opening, **settings).gateway(serving=False)
+        command = _command.get()
+        if command is not None:
+            # A command's connections close with it (a PostgreSQL pool would outlive it otherwise).
+            command.call_on_close(gateway.db.dispose)
+        gateway.migrate()
+    if venue is not None:
+        try:
+            gateway.get_venue(venue)
+        except GatewayError as exc:
+            raise _fail(exc) from None
     return gateway
 
 
 def _fail(exc: GatewayError, code: int = 1) -> typer.Exit:
+    database = _invocation().database
+    if exc.code == "venue_not_found" and database is not None:
+        # Most often the command looked in another database than the one meant.
+        return _problem(f"{exc.message} in {database.shown} ({exc.code})")
     typer.secho(f"error: {exc.message} ({exc.code})", err=True, fg=typer.colors.RED)
     return typer.Exit(code=code)
 
@@ -140,9 +238,8 @@ def serve(
         typer.Option(envvar="AGENITRY_MAX_CONNECTIONS", help="Connections at once; more answer 503 [1000]"),
     ] = None,
     api_docs: Annotated[
-        Optional[bool],
-        typer.Option("--docs/--no-docs", envvar="AGENITRY_API_DOCS", help="Serve /docs, the API's operations"),
-    ] = None,
+        bool, typer.Option("--docs", envvar="AGENITRY_API_DOCS", help="Serve /docs, the API's operations")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
 ) -> None:
     """Run the gateway's HTTP API (migrating the database first)."""
@@ -151,6 +248,7 @@ def serve(
 
     settings = _settings(
         db,
+        "named",
         host=host,
         port=port,
         execute_window=execute_window,
@@ -169,23 +267,36 @@ def serve(
         max_connections=max_connections,
         api_docs=api_docs,
     )
-    try:
+    _check_address(settings.host, settings.port)
+    _prepare(_database(db), "create")
+    with _explained():
         gateway = settings.gateway()
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
-    gateway.migrate()
-    typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port} ({gateway.db.dialect})")
+        gateway.migrate()
+    typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port}, database {_database(db).shown}")
     try:
         server.run(app_from_settings(gateway, settings), settings, log_level=log_level)
     finally:
         gateway.db.dispose()
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse an address uvicorn could not listen on, before it says "startup complete"."""
+    from agenitry.gateway import server
+
+    try:
+        server.check_address(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _problem(
+                f"port {port} on {host} is in use (another agenitry serve?); choose another with --port"
+            ) from None
+        raise _problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "check --host and --port") from None
+
+
 @app.command()
 def migrate(db: Db = None) -> None:
     """Create or upgrade the database schema."""
-    _gateway(db)
+    _gateway(db, opening="create")
     typer.echo("Database is at the newest schema.")
 
 
@@ -194,7 +305,9 @@ def venues_create(
     venue_id: Annotated[str, typer.Argument(metavar="NAME", help="The venue id, e.g. nobo-downtown")],
     currency: Annotated[str, typer.Option(help="ISO 4217 code of the venue's money")] = "USD",
     name: Annotated[Optional[str], typer.Option(help="A display name")] = None,
-    public_context: Annotated[bool, typer.Option(help="Show event context on public verify pages")] = False,
+    public_context: Annotated[
+        bool, typer.Option("--public-context", help="Show event context on public verify pages")
+    ] = False,
     redact: Annotated[
         Optional[list[str]],
         typer.Option(help="A context key never shown publicly (repeatable), besides password, token, card, email..."),
@@ -203,7 +316,7 @@ def venues_create(
 ) -> None:
     """Create a venue."""
     try:
-        venue = _gateway(db).create_venue(
+        venue = _gateway(db, opening="create").create_venue(
             venue_id, name=name, currency=currency, public_context=public_context, redacted_keys=redact
         )
     except GatewayError as exc:
@@ -232,8 +345,14 @@ def keys_create(
     as_json: AsJson = False,
 ) -> None:
     """Create an API key and print it. It is shown this once: only its digest is kept."""
+    if role == "agent" and not agent_id:
+        raise _problem("an agent key needs --agent-id (the agent it is bound to)")
+    if role == "admin" and agent_id:
+        raise _problem("an admin key acts for the whole venue: leave out --agent-id, or give --role agent")
     try:
-        record, secret = _gateway(db).create_key(Principal.operator(venue), role=role, agent_id=agent_id, name=name)
+        record, secret = _gateway(db, venue=venue).create_key(
+            Principal.operator(venue), role=role, agent_id=agent_id, name=name
+        )
     except GatewayError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -248,7 +367,7 @@ def keys_create(
 def keys_list(venue: Venue, db: Db = None, as_json: AsJson = False) -> None:
     """List a venue's keys by prefix."""
     try:
-        keys = _gateway(db).list_keys(Principal.operator(venue))["keys"]
+        keys = _gateway(db, venue=venue).list_keys(Principal.operator(venue))["keys"]
     except GatewayError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -263,7 +382,7 @@ def keys_list(venue: Venue, db: Db = None, as_json: AsJson = False) -> None:
 def keys_revoke(key_id: str, venue: Venue, db: Db = None) -> None:
     """Revoke a key; requests with it answer 401 from now on."""
     try:
-        _gateway(db).revoke_key(Principal.operator(venue), key_id)
+        _gateway(db, venue=venue).revoke_key(Principal.operator(venue), key_id)
     except GatewayError as exc:
         raise _fail(exc) from None
     typer.echo(f"Revoked {key_id}.")
@@ -279,7 +398,7 @@ def approve(
 ) -> None:
     """Approve a pending authorization (the policy's checks 1-4 run again first)."""
     try:
-        gateway = _gateway(db, execute_window=execute_window)
+        gateway = _gateway(db, venue=venue, execute_window=execute_window)
         record = gateway.approve(Principal.operator(venue), authorization_id, note=note).body
     except GatewayError as exc:
         raise _fail(exc) from None
@@ -295,7 +414,7 @@ def deny(
 ) -> None:
     """Deny a pending authorization."""
     try:
-        record = _gateway(db).deny(Principal.operator(venue), authorization_id, reason=reason).body
+        record = _gateway(db, venue=venue).deny(Principal.operator(venue), authorization_id, reason=reason).body
     except GatewayError as exc:
         raise _fail(exc) from None
     typer.echo(f"{authorization_id} is {record['status']}.")
@@ -312,7 +431,7 @@ def authorizations(
 ) -> None:
     """List a venue's authorizations, newest first."""
     try:
-        page = _gateway(db).list_authorizations(
+        page = _gateway(db, venue=venue).list_authorizations(
             Principal.operator(venue), status=status, agent_id=agent_id, limit=limit
         )
     except GatewayError as exc:
@@ -362,30 +481,18 @@ def verify(
         if target is None:
             if venue is None:
                 raise cli_verify.VerifyUsageError("give a verify link, a file, or --db with --venue")
-            report = _gateway(db).audit.audit(venue, keys or None)
-        elif target.startswith(("http://", "https://")):
-            result = cli_verify.check_url(target, keys, lambda line: typer.echo(line, err=True))
-            _verdict(result.ok, cli_verify.result_text(result, target), cli_verify.result_json(result), as_json)
-        elif cli_verify.kind_of(Path(target)) == "proof":
-            result = cli_verify.check_proof_file(Path(target), entry, keys)
-            _verdict(result.ok, cli_verify.result_text(result, target), cli_verify.result_json(result), as_json)
+            verdict = cli_verify.Verdict.of_report(_gateway(db, venue=venue).audit.audit(venue, keys or None))
+        elif venue is not None:
+            raise cli_verify.VerifyUsageError("give a verify link or a file, or --venue (with --db), not both")
         else:
-            report = cli_verify.check_export(Path(target), keys)
+            verdict = cli_verify.check_target(target, keys, entry, lambda line: typer.echo(line, err=True))
     except (cli_verify.VerifyUsageError, OSError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
     except GatewayError as exc:
         raise _fail(exc, code=2) from None
-    _verdict(report.ok, cli_verify.report_text(report), cli_verify.report_json(report), as_json)
-
-
-def _verdict(ok: bool, lines: list[str], data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        _print_json(data)
-    else:
-        for line in lines:
-            typer.echo(line)
-    raise typer.Exit(code=0 if ok else 1)
+    typer.echo(verdict.output(as_json))
+    raise typer.Exit(code=0 if verdict.ok else 1)
 
 
 @app.command()
@@ -395,7 +502,7 @@ def export(
     db: Db = None,
 ) -> None:
     """Write a venue's whole log (entries, tree leaves, checkpoints) as JSON lines, for ``agenitry verify``."""
-    gateway = _gateway(db)
+    gateway = _gateway(db, venue=venue)
     sink = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
     try:
         for line in gateway.audit.export(venue):
@@ -408,12 +515,9 @@ def export(
 
 
 def _signing_key(db: Optional[str], signing_key: Optional[str]) -> SigningKey:
-    settings = _settings(db, signing_key=signing_key)
-    try:
+    settings = _settings(db, "named", signing_key=signing_key)
+    with _explained():
         key = SigningKey.from_setting(settings.signing_key, settings.database_url, create=False)
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
     if key is None:
         typer.secho(
             "error: no signing key found: give --signing-key (agenitry serve makes one beside a SQLite file)",
@@ -443,7 +547,7 @@ def log_keygen(path: Annotated[Path, typer.Argument(help="The new key's file (mu
 def log_checkpoint(venue: Venue, db: Db = None, signing_key: SigningKeyOption = None) -> None:
     """Sign a checkpoint of a venue's log now and print it."""
     _signing_key(db, signing_key)  # refuses when there is no lasting key to sign with
-    gateway = _gateway(db, signing_key=signing_key)
+    gateway = _gateway(db, venue=venue, signing_key=signing_key)
     try:
         typer.echo(gateway.audit.sign(venue).note, nl=False)
     except GatewayError as exc:

@@ -1,7 +1,8 @@
 """What ``agenitry verify`` and ``agenitry export`` do, apart from parsing their options.
 
 Every check is the core package's (:mod:`agenitry.transparency`); this module only fetches
-documents, reads files and prints verdicts.
+documents, reads files and prints verdicts. It uses the standard library only, because the
+standalone verifier (:mod:`agenitry.gateway.verify_bundle`) carries it too.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from agenitry.gateway.service.audit import EXPORT_FORMAT
 from agenitry.transparency import (
+    EXPORT_FORMAT,
     PROOF_HEADER,
     LogFormatError,
     LogReport,
@@ -143,6 +145,34 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
             if not isinstance(line, dict):
                 raise VerifyUsageError(f"{path}:{number} is not a JSON object")
             yield line
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found, as text lines and as JSON; ``ok`` decides the exit code."""
+
+    ok: bool
+    lines: list[str]
+    data: dict[str, Any]
+
+    @classmethod
+    def of_report(cls, report: LogReport) -> Verdict:
+        return cls(report.ok, report_text(report), report_json(report))
+
+    def output(self, as_json: bool) -> str:
+        """What ``agenitry verify`` prints: the lines, or with ``--json`` the JSON."""
+        return json.dumps(self.data, indent=2, sort_keys=True) if as_json else "\n".join(self.lines)
+
+
+def check_target(target: str, keys: list[TrustedKey], entry: Optional[Path], warn: Echo) -> Verdict:
+    """Check a verify link, a .tlog-proof file or an export file, as ``agenitry verify`` does."""
+    if target.startswith(("http://", "https://")):
+        result = check_url(target, keys, warn)
+    elif kind_of(Path(target)) == "proof":
+        result = check_proof_file(Path(target), entry, keys)
+    else:
+        return Verdict.of_report(check_export(Path(target), keys))
+    return Verdict(result.ok, result_text(result, target), result_json(result))
 
 
 def result_text(result: VerificationResult, what: str) -> list[str]:

@@ -11,6 +11,7 @@ everyone. :class:`HeadTimeoutProtocol` closes a connection whose request head is
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, Optional
 
 import h11
@@ -87,3 +88,12 @@ def run(app: Any, settings: Settings, *, log_level: str = "info") -> None:
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will, and let go: raises the OSError uvicorn would meet
+    (``EADDRINUSE`` for a port in use), before it has said "startup complete"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))

@@ -24,8 +24,9 @@ from agenitry.integration import (
     Authorization,
     GateOutcome,
     arun_gated,
-    denied_text,
-    pending_text,
+    decision_text,
+    logged_text,
+    policy_text,
     run_gated,
 )
 from agenitry.langchain._gate import Gate, checked
@@ -110,15 +111,7 @@ class AuthorizeArgs(BaseModel):
 
 def authorization_text(record: dict[str, Any]) -> str:
     """What ``authorize_spend`` answers, from the authorization's full record (action, amount, currency)."""
-    authorization = Authorization.from_answer(record)
-    if authorization.status == "approved":
-        return (
-            f"APPROVED: {authorization.action} of {authorization.money} may go ahead "
-            f"(authorization {authorization.id}, valid until {authorization.expires_at})."
-        )
-    if authorization.status == "pending":
-        return f"PENDING: {pending_text(authorization)}"
-    return f"DENIED: {denied_text(authorization)}"
+    return decision_text(Authorization.from_answer(record))
 
 
 def create_authorize_tool(
@@ -191,7 +184,7 @@ def create_log_event_tool(
             context=args.get("context"),
             reason=args.get("reason"),
         )
-        return _maybe_await(answer, lambda a: f"Logged {args['action']} as {a.get('id')}: {a.get('verify_url')}")
+        return _maybe_await(answer, lambda a: logged_text(args["action"], a))
 
     return _tool(
         name,
@@ -243,7 +236,7 @@ def create_set_policy_tool(
     def call(c: Any, **args: Any) -> Any:
         target = args.pop("agent_id", None) or agent_id
         answer = c.set_policy(agent_id=target, **args)
-        return _maybe_await(answer, lambda a: "Policy saved: " + json.dumps(a, default=str, sort_keys=True))
+        return _maybe_await(answer, policy_text)
 
     return _tool(
         name,

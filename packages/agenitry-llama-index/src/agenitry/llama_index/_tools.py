@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
 from typing import Any, Literal, Optional, cast
 
 from llama_index.core.tools import FunctionTool
@@ -21,9 +22,9 @@ from agenitry.integration import (
     AsyncAgenitry,
     Authorization,
     Client,
-    approved_text,
-    denied_text,
-    pending_text,
+    decision_text,
+    logged_text,
+    policy_text,
 )
 
 Direction = Literal["inbound", "outbound", "internal"]
@@ -42,14 +43,9 @@ def resolve_client(
     return Agenitry(api_key, venue_id, agent_id=agent_id, base_url=base_url)
 
 
-def decision_text(answer: dict[str, Any], action: str, amount: Any) -> str:
-    """What the model reads about an authorization it asked for (core's sentence for its status)."""
-    authorization = Authorization.from_answer({"action": action, "amount": amount, **answer})
-    if authorization.status == "approved":
-        return approved_text(authorization)
-    if authorization.status == "pending":
-        return pending_text(authorization)
-    return denied_text(authorization)
+def _decided(record: Mapping[str, Any]) -> str:
+    """What the model reads about an authorization it asked for, from its full record."""
+    return decision_text(Authorization.from_answer(record))
 
 
 class AuthorizeArgs(BaseModel):
@@ -108,14 +104,17 @@ def create_authorize_tool(
     async def aauthorize(action: str, amount: float, reason: Optional[str] = None) -> str:
         try:
             if isinstance(agent, AsyncAgenitry):
-                return decision_text(await agent.authorize(action, amount, reason=reason), action, amount)
+                answer = await agent.authorize(action, amount, reason=reason)
+                # The decision names no action, amount or currency: the record does.
+                return _decided(await agent.get_authorization(answer["authorization_id"]))
             return await asyncio.to_thread(authorize, action, amount, reason)
         except AgenitryError as exc:
             return _error(exc)
 
     def authorize(action: str, amount: float, reason: Optional[str] = None) -> str:
         try:
-            return decision_text(_sync(agent).authorize(action, amount, reason=reason), action, amount)
+            sync = _sync(agent)
+            return _decided(sync.get_authorization(sync.authorize(action, amount, reason=reason)["authorization_id"]))
         except AgenitryError as exc:
             return _error(exc)
 
@@ -150,7 +149,7 @@ def create_log_event_tool(
             event = _sync(agent).log(action, amount=amount, direction=direction, reason=reason)
         except (AgenitryError, ValueError) as exc:
             return f"error: {exc}"
-        return f"logged: event {event['id']} ({event['verify_url']})"
+        return logged_text(action, event)
 
     async def alog(
         action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
@@ -161,7 +160,7 @@ def create_log_event_tool(
             event = await agent.log(action, amount=amount, direction=direction, reason=reason)
         except (AgenitryError, ValueError) as exc:
             return f"error: {exc}"
-        return f"logged: event {event['id']} ({event['verify_url']})"
+        return logged_text(action, event)
 
     return _with_client(
         FunctionTool.from_defaults(
@@ -187,12 +186,9 @@ def create_set_policy_tool(
     """A tool that creates or updates a spending policy (admin keys only; an agent key is refused by the gateway)."""
     agent = resolve_client(client, api_key, venue_id, agent_id, base_url)
 
-    def text(policy: dict[str, Any]) -> str:
-        return f"policy {policy.get('id')} set for {policy.get('agent_id') or 'the whole venue'}."
-
     def set_policy(agent_id: Optional[str] = None, **limits: Any) -> str:
         try:
-            return text(_sync(agent).set_policy(agent_id=agent_id, **limits))
+            return policy_text(_sync(agent).set_policy(agent_id=agent_id, **limits))
         except AgenitryError as exc:
             return _error(exc)
 
@@ -200,7 +196,7 @@ def create_set_policy_tool(
         if not isinstance(agent, AsyncAgenitry):
             return await asyncio.to_thread(functools.partial(set_policy, agent_id, **limits))
         try:
-            return text(await agent.set_policy(agent_id=agent_id, **limits))
+            return policy_text(await agent.set_policy(agent_id=agent_id, **limits))
         except AgenitryError as exc:
             return _error(exc)
 

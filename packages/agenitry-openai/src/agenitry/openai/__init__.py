@@ -2,7 +2,7 @@
 
 >>> from agenitry.openai import ToolRunner, tool_schemas  # doctest: +SKIP
 
-The openai-agents bridge is :mod:`agenitry.openai.agents` (``pip install agenitry-openai[agents]``).
+The openai-agents bridge is :mod:`agenitry.openai.agents` (it needs the ``agents`` extra: ``openai-agents``).
 """
 
 from ._runner import ToolCall, ToolResult, ToolRunner, tool_calls

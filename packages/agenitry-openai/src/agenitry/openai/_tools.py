@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Literal, Optional
 
-from agenitry.integration import Agenitry, AsyncAgenitry, Authorization, approved_text, denied_text, pending_text
+from agenitry.integration import Agenitry, AsyncAgenitry, Authorization, decision_text, logged_text, policy_text
 
 from ._schema import chat_tool, responses_tool
 
@@ -63,32 +63,23 @@ def tool_schemas() -> list[dict[str, Any]]:
     return chat_completions_schemas()
 
 
-def decision_text(answer: Mapping[str, Any]) -> str:
-    """What the model reads about a spend it asked about with ``authorize_spend`` (core's sentences)."""
-    authorization = Authorization.from_answer(answer)
-    if authorization.status == "approved":
-        return approved_text(authorization)
-    if authorization.status == "pending":
-        return pending_text(authorization)
-    return denied_text(authorization)
-
-
-def policy_text(policy: dict[str, Any]) -> str:
-    scope = policy.get("agent_id") or "the whole venue"
-    return f"policy {policy.get('id')} set for {scope}."
+def _decided(record: Mapping[str, Any]) -> str:
+    """What the model reads about a spend it asked about, from the authorization's full record
+    (the decision itself names no action, amount or currency)."""
+    return decision_text(Authorization.from_answer(record))
 
 
 def bind(client: Agenitry) -> dict[str, Callable[..., str]]:
     """Implementations of the tools on a sync client."""
 
     def authorize(action: str, amount: float, reason: Optional[str] = None) -> str:
-        return decision_text(client.authorize(action, amount, reason=reason))
+        return _decided(client.get_authorization(client.authorize(action, amount, reason=reason)["authorization_id"]))
 
     def log(
         action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
     ) -> str:
         event = client.log(action, amount=amount, direction=direction, reason=reason)
-        return f"logged: event {event['id']} ({event['verify_url']})"
+        return logged_text(action, event)
 
     def policy(agent_id: Optional[str] = None, **limits: Any) -> str:
         return policy_text(client.set_policy(agent_id=agent_id, **limits))
@@ -100,13 +91,14 @@ def abind(client: AsyncAgenitry) -> dict[str, Callable[..., Any]]:
     """Implementations of the tools on an async client."""
 
     async def authorize(action: str, amount: float, reason: Optional[str] = None) -> str:
-        return decision_text(await client.authorize(action, amount, reason=reason))
+        answer = await client.authorize(action, amount, reason=reason)
+        return _decided(await client.get_authorization(answer["authorization_id"]))
 
     async def log(
         action: str, amount: Optional[float] = None, direction: Optional[str] = None, reason: Optional[str] = None
     ) -> str:
         event = await client.log(action, amount=amount, direction=direction, reason=reason)
-        return f"logged: event {event['id']} ({event['verify_url']})"
+        return logged_text(action, event)
 
     async def policy(agent_id: Optional[str] = None, **limits: Any) -> str:
         return policy_text(await client.set_policy(agent_id=agent_id, **limits))

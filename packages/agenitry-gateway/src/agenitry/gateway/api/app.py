@@ -14,7 +14,7 @@ from agenitry import __version__
 from agenitry.gateway.api import deps, errors, quota, ratelimit
 from agenitry.gateway.api.headers import SecurityHeaders
 from agenitry.gateway.api.limits import BodyLimit
-from agenitry.gateway.api.routes import authorizations, docs, events, keys, log, policies, public
+from agenitry.gateway.api.routes import authorizations, docs, events, keys, log, policies, public, verifier
 from agenitry.gateway.api.templating import STATIC_DIRECTORY
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.settings import Settings
@@ -76,7 +76,7 @@ def create_app(
     errors.install(app)
     ratelimit.install(app, public=(public_rate_limit, public_rate_burst), keys=(key_rate_limit, key_rate_burst))
     quota.install(app, events=agent_event_quota, size=agent_byte_quota, window=agent_quota_window)
-    for module in (events, authorizations, policies, keys, public, log):
+    for module in (events, authorizations, policies, keys, public, log, verifier):
         app.include_router(module.router)
     if api_docs:
         app.include_router(docs.router)

@@ -25,6 +25,7 @@ from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.store.database import Database
 from agenitry.gateway.store.schema import events, venues
 from agenitry.transparency import (
+    EXPORT_FORMAT,
     Finding,
     LogReport,
     TlogProof,
@@ -36,7 +37,6 @@ from agenitry.transparency import (
     verify_log,
 )
 
-EXPORT_FORMAT = "agenitry-log-export/v1"
 #: Context keys never shown on public pages (matched anywhere in a key, any case, at any depth).
 DEFAULT_REDACTED = (
     "password",

@@ -408,6 +408,17 @@ def unavailable(exc: Exception) -> bool:
     return True
 
 
+def data_directory() -> Path:
+    """Where the default database lives: ``$XDG_DATA_HOME/agenitry``, else ``~/.local/share/agenitry``.
+
+    Not the working directory, so every command finds the same database wherever it runs.
+    A relative XDG_DATA_HOME is ignored, as the XDG Base Directory specification asks.
+    """
+    base = os.environ.get("XDG_DATA_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "agenitry"
+
+
 def default_sqlite_url() -> str:
-    """The embedded default: ``agenitry.db`` in the working directory."""
-    return "sqlite:///" + os.path.abspath("agenitry.db")
+    """The default database: ``agenitry.db`` in :func:`data_directory`."""
+    return "sqlite:///" + str(data_directory() / "agenitry.db")

@@ -61,7 +61,9 @@ def verify_page(venue_id: str, event_id: str, request: Request, gateway: Gateway
         document = gateway.audit.document(gateway.public_event(venue_id, event_id))
     except GatewayError as exc:
         return templates.TemplateResponse(request, "not_found.html", {"message": exc.message}, status_code=exc.status)
-    return templates.TemplateResponse(request, "verify.html", {"event": document["event"], "document": document})
+    return templates.TemplateResponse(
+        request, "verify.html", {"event": document["event"], "document": document, "gateway_url": gateway.public_url}
+    )
 
 
 @router.get("/healthz", response_model=schemas.HealthOut)
