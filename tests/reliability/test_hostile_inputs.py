@@ -290,12 +290,14 @@ def test_look_alike_and_invisible_unicode_in_names(client: Client) -> None:
 
 def test_many_query_parameters(client: Client) -> None:
     venue = client.venue
-    repeated = [("agent_id", f"agent-{n}") for n in range(2_000)]
-    with client.subtests.test(msg="2,000 repeated filters"):
+    # As many as a request head holds: agenitry serve refuses a head past 16 KiB (a 200 KB
+    # query is in test_requests_the_http_server_refuses).
+    repeated = [("agent_id", f"agent-{n}") for n in range(600)]
+    with client.subtests.test(msg="600 repeated filters"):
         answer = client.send("GET", "/v1/authorize", params=repeated)
         assert answer.status_code == 200 and answer.json()["total"] == 0
-    unknown = [(f"p{n}", "1") for n in range(2_000)]
-    with client.subtests.test(msg="2,000 unknown parameters"):
+    unknown = [(f"p{n}", "1") for n in range(1_500)]
+    with client.subtests.test(msg="1,500 unknown parameters"):
         assert client.send("GET", f"/v1/events/{venue.id}", params=unknown).status_code == 200
     # The last of repeated values is the one read: a bad one is refused, whatever came before.
     client.refused("limit=5 then limit=500", "GET", "/v1/authorize", params=[("limit", "5"), ("limit", "500")])
@@ -307,10 +309,10 @@ def test_many_query_parameters(client: Client) -> None:
         code="invalid_status",
     )
     client.refused(
-        "1,000 context filters, one not JSON",
+        "800 context filters, one not JSON",
         "GET",
         f"/v1/events/{venue.id}",
-        params=[("context", "{}")] * 999 + [("context", "{")],
+        params=[("context", "{}")] * 799 + [("context", "{")],
         code="invalid_context_filter",
     )
 

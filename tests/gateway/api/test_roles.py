@@ -230,6 +230,7 @@ ROUTES = [
     ),
     Route("GET", "/v1/log/public-key", lambda s, a: Call("GET", "/v1/log/public-key"), agent=None),
     Route("GET", "/healthz", lambda s, a: Call("GET", "/healthz"), agent=None),
+    Route("GET", "/agenitry-verify.py", lambda s, a: Call("GET", "/agenitry-verify.py"), agent=None),
 ]
 KEYED = [route for route in ROUTES if not route.public]
 
