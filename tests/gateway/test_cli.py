@@ -50,9 +50,9 @@ def test_errors_are_sentences_and_exit_nonzero(db_url: str) -> None:
     code, _, err = run("venues", "create", "nobo", "--db", db_url)
     assert code == 1 and "already exists" in err
     code, _, err = run("venues", "create", "Bad Name!", "--db", db_url)
-    assert code == 1 and "venue id" in err
+    assert code == 2 and "venue id" in err
     code, _, err = run("keys", "create", "--venue", "nobo", "--role", "root", "--db", db_url)
-    assert code == 1 and "role must be admin or agent" in err
+    assert code == 2 and "role must be admin or agent" in err
     code, _, err = run("keys", "create", "--venue", "elsewhere", "--role", "admin", "--db", db_url)
     assert code == 2 and f"Venue 'elsewhere' not found in {db_url}" in err
     code, _, err = run("serve", "--db", db_url, "--port", "70000")
@@ -108,7 +108,7 @@ def test_bad_settings_in_the_environment_are_named(db_url: str, monkeypatch: pyt
 
 def test_names_longer_than_their_column_are_refused(db_url: str) -> None:
     code, _, err = run("venues", "create", "nobo", "--name", "n" * 201, "--db", db_url)
-    assert code == 1 and "at most 200 characters" in err
+    assert code == 2 and "at most 200 characters" in err
     run("venues", "create", "nobo", "--db", db_url)
     code, _, err = run("keys", "create", "--venue", "nobo", "--role", "admin", "--name", "k" * 201, "--db", db_url)
-    assert code == 1 and "at most 200 characters" in err
+    assert code == 2 and "at most 200 characters" in err

@@ -190,3 +190,98 @@ def test_help_shows_flags_plainly(cli: Cli) -> None:
     done = cli("venues", "create", "--help")
     assert "--public-context " in done.stdout and "<bool>" not in done.stdout and "--no-" not in done.stdout
     assert "[default: USD]" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["keys", "create", "--venue", "nobo", "--role", "boss"], "error: role must be admin or agent (invalid_role)"),
+        (
+            ["keys", "create", "--venue", "nobo", "--role", "agent", "--agent-id", "no spaces"],
+            "error: agent_id must be 1-128 characters: letters, digits and _ . : @ - (invalid_agent_id)",
+        ),
+        (
+            ["venues", "create", "Nobo Downtown"],
+            "error: A venue id is 1-64 lower-case letters, digits, _ and -, such as 'nobo-downtown' (invalid_venue_id)",
+        ),
+        (
+            ["venues", "create", "elsewhere", "--currency", "usdx"],
+            "error: 'usdx' is not an ISO 4217 currency code (invalid_currency)",
+        ),
+        (
+            ["authorizations", "--venue", "nobo", "--status", "done"],
+            "error: status must be one of pending, approved, denied, expired, reversed, executed, settled"
+            " (invalid_status)",
+        ),
+        (
+            ["approve", "auth_x", "--venue", "nobo", "--execute-window", "0"],
+            "error: Invalid gateway settings: execute_window must be between 1 second and 365 days",
+        ),
+        (
+            ["serve", "--approval-window", "99999999"],
+            "error: Invalid gateway settings: approval_window must be between 1 second and 365 days",
+        ),
+        (
+            ["export", "--venue", "nobo", "-o", "missing/log.jsonl"],
+            "error: cannot write missing/log.jsonl: No such file or directory",
+        ),
+    ],
+)
+def test_a_value_the_gateway_refuses_is_one_line_and_exit_2(cli: Cli, command: list[str], line: str) -> None:
+    cli("venues", "create", "nobo")
+    done = cli(*command)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert [said for said in done.stderr.splitlines() if said.startswith("error: ")] == [line]
+
+
+def test_spool_flush_into_a_database_resolves_it_like_every_command(cli: Cli) -> None:
+    missing = cli.home / "x.db"
+    for flush in (
+        cli("spool", "flush", "--venue", "nobo", "--db", "x.db"),
+        cli("--db", "x.db", "spool", "flush", "--venue", "nobo"),
+    ):
+        assert flush.stderr.startswith(f"database: sqlite:///{missing}\n")
+        refused(
+            flush,
+            f"error: no database at {missing}",
+            f"hint: create a venue first with `agenitry venues create NAME --db sqlite:///{missing}`",
+        )
+    assert not missing.exists()
+
+    cli("venues", "create", "nobo", "--db", "x.db")
+    done = cli("spool", "flush", "--venue", "nobo", "--db", "x.db")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Delivered 0 event(s) to sqlite:///{missing}\n"
+
+    refused_server = cli("spool", "flush", "--venue", "nobo", "--db", "postgresql://postgres@127.0.0.1:1/agenitry")
+    assert refused_server.returncode == 2 and "Traceback" not in refused_server.stderr
+    assert refused_server.stderr.splitlines()[-2:] == [
+        "error: cannot connect to the database: connection refused",
+        "hint: is PostgreSQL running and reachable at 127.0.0.1:1? Check --db",
+    ]
+
+
+def test_spool_flush_over_http_ignores_the_servers_database_variable(cli: Cli) -> None:
+    done = cli(
+        *("spool", "flush", "--venue", "nobo", "--api-key", "ag_x", "--base-url", "http://127.0.0.1:1"),
+        AGENITRY_DATABASE_URL=str(cli.home / "x.db"),
+    )
+    assert done.returncode == 0 and done.stdout == "Delivered 0 event(s) to http://127.0.0.1:1\n"
+    assert done.stderr == ""
+
+
+def test_serve_help_shows_each_default_with_its_variable(cli: Cli) -> None:
+    text = " ".join(cli("serve", "--help").stdout.split())
+    for option, shown in [
+        ("--port <int> The port to listen on", "[env var: AGENITRY_PORT; default: 8700]"),
+        ("--execute-window <float> Seconds to execute an approval", "[env var: AGENITRY_EXECUTE_WINDOW; default: 300]"),
+        ("--agent-byte-quota <int>", "[env var: AGENITRY_AGENT_BYTE_QUOTA; default: 10485760]"),
+        ("--public-url <str> Base URL of verify links", "[env var: AGENITRY_PUBLIC_URL; default: http://HOST:PORT]"),
+    ]:
+        assert f"{option}" in text and shown in text
+    assert "[300]" not in text
+
+
+def test_serve_takes_its_defaults_from_the_environment_after_its_options(cli: Cli) -> None:
+    done = cli("serve", "--execute-window", "5", AGENITRY_EXECUTE_WINDOW="0", AGENITRY_APPROVAL_WINDOW="0")
+    refused(done, "error: Invalid gateway settings: approval_window must be between 1 second and 365 days")

@@ -9,21 +9,20 @@ AGENITRY_DEBUG=1) shows its traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from agenitry.gateway import cli_database, cli_spool, cli_verify
-from agenitry.gateway.errors import GatewayError, StorageBusy
+from agenitry.gateway import cli_database, cli_options, cli_spool, cli_verify
+from agenitry.gateway.cli_options import AsJson, Db, Venue, command, explained, invocation, problem
+from agenitry.gateway.errors import BadRequest, GatewayError, Unprocessable
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.service.signing import SigningKey
@@ -40,59 +39,52 @@ app.add_typer(venues_app, name="venues")
 app.add_typer(keys_app, name="keys")
 app.add_typer(log_app, name="log")
 app.add_typer(cli_spool.spool_app(**_HELP), name="spool")
-_command: ContextVar[Optional[typer.Context]] = ContextVar("agenitry_command", default=None)
-
-
-_DB_HELP = (
-    "The database: a file path, sqlite:///path.db or postgresql://user@host/db"
-    " [default: $XDG_DATA_HOME/agenitry/agenitry.db, else ~/.local/share/agenitry/agenitry.db]"
-)
-
-
-@dataclass
-class _Invocation:
-    """The global options, and the database the command resolved (named in its messages)."""
-
-    db: Optional[str] = None
-    debug: bool = False
-    database: Optional[cli_database.Target] = None
 
 
 @app.callback()
 def _every_command(
     context: typer.Context,
     db: Annotated[
-        Optional[str], typer.Option("--db", envvar="AGENITRY_DATABASE_URL", help=_DB_HELP, show_default=False)
+        Optional[str],
+        typer.Option("--db", envvar="AGENITRY_DATABASE_URL", help=cli_options.DB_HELP, show_default=False),
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", envvar="AGENITRY_DEBUG", help="Show a failure's traceback, not its summary")
     ] = False,
 ) -> None:
-    _command.set(context)
-    context.obj = _Invocation(db=db, debug=debug)
+    cli_options.begin(context, db=db, debug=debug)
 
 
-def _invocation() -> _Invocation:
-    context = _command.get()
-    obj = context.obj if context is not None else None
-    return obj if isinstance(obj, _Invocation) else _Invocation()
+_SETTINGS_DEFAULTS = {item.name: item.default for item in fields(Settings)}
 
 
-Db = Annotated[
-    Optional[str],
-    typer.Option("--db", help="As the global --db, for this command (or AGENITRY_DATABASE_URL)", show_default=False),
-]
-Venue = Annotated[str, typer.Option("--venue", envvar="AGENITRY_VENUE_ID", help="The venue id")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-ExecuteWindow = Annotated[
-    Optional[float], typer.Option(envvar="AGENITRY_EXECUTE_WINDOW", help="Seconds to execute an approval [300]")
-]
+def _setting(name: str, help: str, *decls: str, default: Optional[str] = None) -> Any:
+    """The option of the gateway setting ``name``, helped in click's usual form with its
+    environment variable and default (``default``, else Settings' own).
+
+    It stays unset unless given, so that Settings.from_env applies AGENITRY_<NAME>, then
+    Settings' default: the default lives in one place, and the help only shows it.
+    """
+    envvar = f"AGENITRY_{name.upper()}"
+    if default is None:
+        value = _SETTINGS_DEFAULTS[name]
+        default = f"{value:g}" if isinstance(value, float) else str(value)
+    return typer.Option(
+        *decls,
+        envvar=envvar,
+        show_envvar=False,
+        show_default=False,
+        help=f"{help}  [env var: {envvar}; default: {default}]",
+    )
+
+
+ExecuteWindow = Annotated[Optional[float], _setting("execute_window", "Seconds to execute an approval")]
 SigningKeyOption = Annotated[
     Optional[str],
-    typer.Option(
-        envvar="AGENITRY_SIGNING_KEY",
-        help="Checkpoint signing key: a file, or base64:<seed> [agenitry-signing.key beside a SQLite file]",
-        show_default=False,
+    _setting(
+        "signing_key",
+        "Checkpoint signing key: a file, or base64:<seed>",
+        default="agenitry-signing.key beside a SQLite file",
     ),
 ]
 
@@ -102,52 +94,17 @@ SigningKeyOption = Annotated[
 Opening = Literal["create", "existing", "named"]
 
 
-def _problem(message: str, hint: Optional[str] = None) -> typer.Exit:
-    """Say a mistake in one or two lines; the exit code for a usage or configuration mistake."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    if hint:
-        typer.echo(f"hint: {hint}", err=True)
-    return typer.Exit(code=2)
-
-
-@contextmanager
-def _explained() -> Iterator[None]:
-    """Configuration and connection mistakes as their short message and exit 2 (--debug: raised)."""
-    try:
-        yield
-    except (cli_database.DatabaseProblem, StorageBusy, SQLAlchemyError, ValueError) as exc:
-        invocation = _invocation()
-        if invocation.debug:
-            raise
-        if isinstance(exc, cli_database.DatabaseProblem):
-            raise _problem(exc.message, exc.hint) from None
-        if isinstance(exc, ValueError) or invocation.database is None:
-            raise _problem(str(exc)) from None
-        problem = cli_database.explain(exc, invocation.database)
-        raise _problem(problem.message, problem.hint) from None
-
-
-def _database(db: Optional[str]) -> cli_database.Target:
-    """The command's database (its --db, else the global one, else the default), said once on stderr."""
-    invocation = _invocation()
-    if invocation.database is None:
-        with _explained():
-            invocation.database = cli_database.target(db or invocation.db)
-        typer.echo(f"database: {invocation.database.shown}", err=True)
-    return invocation.database
-
-
 def _settings(db: Optional[str], opening: Opening = "existing", **settings: Any) -> Settings:
     """The settings, checked before the database is: a typo in them is the first thing said."""
-    database = _database(db)
-    with _explained():
+    database = cli_options.database(db)
+    with explained():
         checked = Settings.from_env(database_url=database.url, **settings)
     _prepare(database, opening)
     return checked
 
 
 def _prepare(database: cli_database.Target, opening: Opening) -> None:
-    with _explained():
+    with explained():
         if opening != "named":
             created = cli_database.prepare(database, creates=opening == "create")
             if created is not None:
@@ -158,12 +115,12 @@ def _gateway(
     db: Optional[str], *, venue: Optional[str] = None, opening: Opening = "existing", **settings: Any
 ) -> Gateway:
     """The gateway on the command's database, migrated; with ``venue``, refused unless it exists."""
-    with _explained():
+    with explained():
         gateway = _settings(db, opening, **settings).gateway(serving=False)
-        command = _command.get()
-        if command is not None:
+        context = command()
+        if context is not None:
             # A command's connections close with it (a PostgreSQL pool would outlive it otherwise).
-            command.call_on_close(gateway.db.dispose)
+            context.call_on_close(gateway.db.dispose)
         gateway.migrate()
     if venue is not None:
         try:
@@ -174,10 +131,13 @@ def _gateway(
 
 
 def _fail(exc: GatewayError, code: int = 1) -> typer.Exit:
-    database = _invocation().database
-    if exc.code == "venue_not_found" and database is not None:
+    """The service's refusal as one line; exit ``code``, or 2 for a value it refuses (a mistake in an option)."""
+    opened = invocation().database
+    if exc.code == "venue_not_found" and opened is not None:
         # Most often the command looked in another database than the one meant.
-        return _problem(f"{exc.message} in {database.shown} ({exc.code})")
+        return problem(f"{exc.message} in {opened.shown} ({exc.code})")
+    if isinstance(exc, (BadRequest, Unprocessable)):
+        return problem(f"{exc.message} ({exc.code})")
     typer.secho(f"error: {exc.message} ({exc.code})", err=True, fg=typer.colors.RED)
     return typer.Exit(code=code)
 
@@ -189,56 +149,46 @@ def _print_json(value: Any) -> None:
 @app.command()
 def serve(
     db: Db = None,
-    host: Annotated[Optional[str], typer.Option(envvar="AGENITRY_HOST", help="[default: 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(envvar="AGENITRY_PORT", help="[default: 8700]")] = None,
+    host: Annotated[Optional[str], _setting("host", "The address to listen on")] = None,
+    port: Annotated[Optional[int], _setting("port", "The port to listen on")] = None,
     execute_window: ExecuteWindow = None,
-    approval_window: Annotated[
-        Optional[float], typer.Option(envvar="AGENITRY_APPROVAL_WINDOW", help="Seconds a pending request waits [86400]")
-    ] = None,
+    approval_window: Annotated[Optional[float], _setting("approval_window", "Seconds a pending request waits")] = None,
     public_url: Annotated[
-        Optional[str], typer.Option(envvar="AGENITRY_PUBLIC_URL", help="Base URL of verify links")
+        Optional[str], _setting("public_url", "Base URL of verify links", default="http://HOST:PORT")
     ] = None,
     sweep_interval: Annotated[
-        Optional[float], typer.Option(envvar="AGENITRY_SWEEP_INTERVAL", help="Seconds between expiry sweeps [5]")
+        Optional[float], _setting("sweep_interval", "Seconds between expiry sweeps, 0: none")
     ] = None,
     signing_key: SigningKeyOption = None,
     checkpoint_every: Annotated[
-        Optional[int],
-        typer.Option(envvar="AGENITRY_CHECKPOINT_EVERY", help="Sign a checkpoint every this many entries [1000]"),
+        Optional[int], _setting("checkpoint_every", "Sign a checkpoint every this many entries, 0: never")
     ] = None,
     checkpoint_interval: Annotated[
-        Optional[float],
-        typer.Option(envvar="AGENITRY_CHECKPOINT_INTERVAL", help="...and after this many seconds of waiting [60]"),
+        Optional[float], _setting("checkpoint_interval", "...and after this many seconds of waiting, 0: never")
     ] = None,
     log_origin: Annotated[
-        Optional[str],
-        typer.Option(envvar="AGENITRY_LOG_ORIGIN", help="Start of each venue's log origin [<public host>/agenitry]"),
+        Optional[str], _setting("log_origin", "Start of each venue's log origin", default="<public host>/agenitry")
     ] = None,
     agent_event_quota: Annotated[
-        Optional[int],
-        typer.Option(envvar="AGENITRY_AGENT_EVENT_QUOTA", help="Events each agent may log per window, 0: any [10000]"),
+        Optional[int], _setting("agent_event_quota", "Events each agent may log per window, 0: any")
     ] = None,
     agent_byte_quota: Annotated[
-        Optional[int],
-        typer.Option(envvar="AGENITRY_AGENT_BYTE_QUOTA", help="Bytes of events per agent per window [10485760]"),
+        Optional[int], _setting("agent_byte_quota", "Bytes of events per agent per window, 0: any")
     ] = None,
     agent_quota_window: Annotated[
-        Optional[float], typer.Option(envvar="AGENITRY_AGENT_QUOTA_WINDOW", help="The quota window in seconds [3600]")
+        Optional[float], _setting("agent_quota_window", "The quota window in seconds")
     ] = None,
     header_timeout: Annotated[
-        Optional[float],
-        typer.Option(envvar="AGENITRY_HEADER_TIMEOUT", help="Seconds a client has to send a request head [10]"),
+        Optional[float], _setting("header_timeout", "Seconds a client has to send a request head")
     ] = None,
     keep_alive_timeout: Annotated[
-        Optional[float],
-        typer.Option(envvar="AGENITRY_KEEP_ALIVE_TIMEOUT", help="Seconds an idle connection stays open [5]"),
+        Optional[float], _setting("keep_alive_timeout", "Seconds an idle connection stays open")
     ] = None,
     max_connections: Annotated[
-        Optional[int],
-        typer.Option(envvar="AGENITRY_MAX_CONNECTIONS", help="Connections at once; more answer 503 [1000]"),
+        Optional[int], _setting("max_connections", "Connections at once; more answer 503")
     ] = None,
     api_docs: Annotated[
-        bool, typer.Option("--docs", envvar="AGENITRY_API_DOCS", help="Serve /docs, the API's operations")
+        bool, _setting("api_docs", "Serve /docs, the API's operations", "--docs", default="off")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
 ) -> None:
@@ -267,30 +217,33 @@ def serve(
         max_connections=max_connections,
         api_docs=api_docs,
     )
-    _check_address(settings.host, settings.port)
-    _prepare(_database(db), "create")
-    with _explained():
-        gateway = settings.gateway()
-        gateway.migrate()
-    typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port}, database {_database(db).shown}")
-    try:
-        server.run(app_from_settings(gateway, settings), settings, log_level=log_level)
-    finally:
-        gateway.db.dispose()
+    listener = _listen(settings.host, settings.port)
+    with contextlib.closing(listener):
+        _prepare(cli_options.database(db), "create")
+        with explained():
+            gateway = settings.gateway()
+            gateway.migrate()
+        shown = cli_options.database(db).shown
+        typer.echo(f"Agenitry gateway on http://{settings.host}:{settings.port}, database {shown}")
+        try:
+            server.run(app_from_settings(gateway, settings), settings, listener, log_level=log_level)
+        finally:
+            gateway.db.dispose()
 
 
-def _check_address(host: str, port: int) -> None:
-    """Refuse an address uvicorn could not listen on, before it says "startup complete"."""
+def _listen(host: str, port: int) -> socket.socket:
+    """The socket uvicorn serves on, bound before the database is migrated: an address it
+    cannot use is said in one line, before anything has started."""
     from agenitry.gateway import server
 
     try:
-        server.check_address(host, port)
+        return server.listen(host, port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise _problem(
+            raise problem(
                 f"port {port} on {host} is in use (another agenitry serve?); choose another with --port"
             ) from None
-        raise _problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "check --host and --port") from None
+        raise problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "check --host and --port") from None
 
 
 @app.command()
@@ -346,9 +299,9 @@ def keys_create(
 ) -> None:
     """Create an API key and print it. It is shown this once: only its digest is kept."""
     if role == "agent" and not agent_id:
-        raise _problem("an agent key needs --agent-id (the agent it is bound to)")
+        raise problem("an agent key needs --agent-id (the agent it is bound to)")
     if role == "admin" and agent_id:
-        raise _problem("an admin key acts for the whole venue: leave out --agent-id, or give --role agent")
+        raise problem("an admin key acts for the whole venue: leave out --agent-id, or give --role agent")
     try:
         record, secret = _gateway(db, venue=venue).create_key(
             Principal.operator(venue), role=role, agent_id=agent_id, name=name
@@ -503,7 +456,10 @@ def export(
 ) -> None:
     """Write a venue's whole log (entries, tree leaves, checkpoints) as JSON lines, for ``agenitry verify``."""
     gateway = _gateway(db, venue=venue)
-    sink = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
+    try:
+        sink = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise problem(f"cannot write {output}: {exc.strerror or exc}", "check --output") from None
     try:
         for line in gateway.audit.export(venue):
             sink.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
@@ -516,7 +472,7 @@ def export(
 
 def _signing_key(db: Optional[str], signing_key: Optional[str]) -> SigningKey:
     settings = _settings(db, "named", signing_key=signing_key)
-    with _explained():
+    with explained():
         key = SigningKey.from_setting(settings.signing_key, settings.database_url, create=False)
     if key is None:
         typer.secho(

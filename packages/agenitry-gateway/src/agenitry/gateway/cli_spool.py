@@ -15,6 +15,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from agenitry import Agenitry, AgenitryError
+from agenitry.gateway import cli_database
+from agenitry.gateway.cli_options import Venue, database, explained, invocation, problem
+from agenitry.gateway.errors import StorageBusy
 from agenitry.spool import default_spool_dir, summaries
 
 SpoolDir = Annotated[
@@ -30,8 +33,7 @@ SpoolDir = Annotated[
 def _root(spool_dir: Optional[Path]) -> Path:
     root = spool_dir or default_spool_dir()
     if root is None:
-        typer.secho("error: the spool is off (AGENITRY_SPOOL_DIR=off, or no home directory)", err=True, fg="red")
-        raise typer.Exit(code=2)
+        raise problem("the spool is off (AGENITRY_SPOOL_DIR=off, or no home directory)")
     return root
 
 
@@ -51,7 +53,7 @@ def spool_status(spool_dir: SpoolDir = None, as_json: Annotated[bool, typer.Opti
 
 
 def spool_flush(
-    venue: Annotated[str, typer.Option("--venue", envvar="AGENITRY_VENUE_ID", help="The venue id")],
+    venue: Venue,
     api_key: Annotated[
         Optional[str], typer.Option(envvar="AGENITRY_API_KEY", help="The key the events were logged with")
     ] = None,
@@ -59,33 +61,63 @@ def spool_flush(
         Optional[str], typer.Option(envvar="AGENITRY_BASE_URL", help="The gateway [http://127.0.0.1:8700]")
     ] = None,
     db: Annotated[
-        Optional[str], typer.Option("--db", help="Flush an embedded client's spool into this database instead")
+        Optional[str],
+        typer.Option(
+            "--db",
+            help="Flush an embedded client's spool into this database instead: its URL as `spool status` shows it,"
+            " or a SQLite file's path",
+            show_default=False,
+        ),
     ] = None,
     spool_dir: SpoolDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the gateway")] = 30.0,
 ) -> None:
     """Deliver now what the spool holds for one gateway, venue and key; exit 1 if some of it still waits."""
     root = _root(spool_dir)
-    try:
-        if db is not None:
-            client = Agenitry.embedded(db, venue_id=venue, spool_dir=root)
-        else:
-            client = Agenitry(api_key, venue, base_url=base_url, spool_dir=root)
-    except AgenitryError as exc:
-        typer.secho(f"error: {exc.message}", err=True, fg="red")
-        raise typer.Exit(code=2) from None
+    embedded = _embedded_database(db)
+    with explained():
+        try:
+            if embedded is not None:
+                client = Agenitry.embedded(embedded, venue_id=venue, spool_dir=root)
+            else:
+                client = Agenitry(api_key, venue, base_url=base_url, spool_dir=root)
+        except AgenitryError as exc:
+            if invocation().debug:
+                raise
+            if embedded is not None and exc.status == StorageBusy.status:
+                # The embedded gateway words a database it cannot open as busy; the driver says why.
+                cause = cli_database.explain(exc, database(db))
+                raise problem(cause.message, cause.hint) from None
+            raise problem(exc.message) from None
     waiting = client.pending_events
     client.flush(timeout)
     left = client.pending_events
     client.close(timeout=0)  # what is left stays in the spool
-    typer.echo(
-        f"Delivered {waiting - left - client.dropped_events} event(s) to {client.base_url if db is None else db}"
-    )
+    where = client.base_url if embedded is None else database(db).shown
+    typer.echo(f"Delivered {waiting - left - client.dropped_events} event(s) to {where}")
     if client.dropped_events:
         typer.echo(f"{client.dropped_events} event(s) refused by the gateway (see the warnings above)")
     if left:
         typer.echo(f"{left} event(s) still wait in {root}")
         raise typer.Exit(code=1)
+
+
+def _embedded_database(db: Optional[str]) -> Optional[str]:
+    """The database to flush into, from ``--db`` here or typed before ``spool``; None: a gateway over HTTP.
+
+    AGENITRY_DATABASE_URL alone does not count: a server's environment sets it, and the
+    spool being flushed is an HTTP client's. The database is named on stderr like every
+    command's, and must exist. A URL goes to the client as given, because an embedded
+    client's spool is kept under the URL its application gave.
+    """
+    current = invocation()
+    given = db or (current.db if current.db_typed else None)
+    if given is None:
+        return None
+    target = database(given)
+    with explained():
+        cli_database.prepare(target, creates=False)
+    return given if "://" in given else target.url
 
 
 def spool_app(**settings: Any) -> typer.Typer:

@@ -11,11 +11,13 @@ everyone. :class:`HeadTimeoutProtocol` closes a connection whose request head is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any, Optional
 
 import h11
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from agenitry.gateway.settings import Settings
@@ -74,9 +76,27 @@ def protocol(header_timeout: float) -> type[HeadTimeoutProtocol]:
     return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"header_timeout": header_timeout})
 
 
-def run(app: Any, settings: Settings, *, log_level: str = "info") -> None:
-    """Serve ``app`` on the settings' address with their timeouts and connection cap."""
-    uvicorn.run(
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one (its ``Config.bind_socket``).
+
+    Raises the OSError of an address that cannot be used (``EADDRINUSE`` for a port in use)
+    before anything has started; :func:`run` serves on this very socket, so no other
+    process can take the port in between.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def run(app: Any, settings: Settings, listener: socket.socket, *, log_level: str = "info") -> None:
+    """Serve ``app`` on ``listener`` (from :func:`listen`) with the settings' timeouts and connection cap."""
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -88,12 +108,10 @@ def run(app: Any, settings: Settings, *, log_level: str = "info") -> None:
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-
-
-def check_address(host: str, port: int) -> None:
-    """Bind ``host:port`` as uvicorn will, and let go: raises the OSError uvicorn would meet
-    (``EADDRINUSE`` for a port in use), before it has said "startup complete"."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+    server = uvicorn.Server(config)
+    # What uvicorn.run adds around Server.run: Ctrl-C ends it quietly, and a failed startup
+    # (already logged) exits with uvicorn's code.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listener])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
