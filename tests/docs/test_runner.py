@@ -8,6 +8,7 @@ import pytest
 
 from docs.matching import match_output
 from docs.test_docs import run_page
+from docs.world import Page
 
 FENCE = "```"
 
@@ -79,3 +80,12 @@ def test_json_is_compared_whole_but_wrapped_freely() -> None:
     doc = '{"error": "Invalid API key",\n "code": "invalid_api_key"}'
     assert match_output(doc, '{"error":"Invalid API key","code":"invalid_api_key"}', {}) is None
     assert match_output(doc, '{"error":"Invalid API key","code":"invalid_api_key","extra":1}', {}) is not None
+
+
+def test_the_placeholder_key_is_the_agent_key_of_the_pages_gateway(tmp_path: Path) -> None:
+    world = Page(tmp_path)
+    assert world.localize('Agenitry(api_key="ag_...")') == 'Agenitry(api_key="ag_...")'  # no gateway yet
+    world.env["AGENT_KEY"] = "ag_real"
+    assert world.localize('Agenitry(api_key="ag_...", base_url="http://127.0.0.1:8700")') == (
+        f"Agenitry(api_key='ag_real', base_url=\"http://{world.address}\")"
+    )

@@ -11,6 +11,8 @@ the page would have it:
 - a gateway serves on a free port, given to ``agenitry serve`` as ``AGENITRY_PORT``; a page
   says ``127.0.0.1:8700`` (the default) and every block and shown output is read with the
   real port instead;
+- a Python block's placeholder key ``"ag_..."`` is the agent key the page's gateway made
+  (``AGENT_KEY``), so a client a page builds with it really talks to that gateway;
 - shell variables a block sets (``OWNER_KEY=$(agenitry keys create ...)``) stay set for
   the page's later shell blocks, as in one terminal; those it exports reach its Python too.
 """
@@ -34,6 +36,8 @@ from support.processes import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DOC_ADDRESS = "127.0.0.1:8700"
+#: The key a page writes where a reader puts their agent's key.
+DOC_KEY = '"ag_..."'
 #: A shell block must finish within this many seconds; a background one must be serving by then.
 BLOCK_TIMEOUT = 120.0
 #: Left out of the checkout: what a run writes (a fresh clone has none of it).
@@ -82,8 +86,10 @@ class Page:
         return f"127.0.0.1:{self.port}"
 
     def localize(self, text: str) -> str:
-        """A block as this page runs it: the real port, and the ids its commands printed."""
+        """A block as this page runs it: the real port and agent key, and the ids its commands printed."""
         text = text.replace(DOC_ADDRESS, self.address)
+        if "AGENT_KEY" in self.env:
+            text = text.replace(DOC_KEY, repr(self.env["AGENT_KEY"]))
         for doc_id, actual in self.ids.items():
             text = text.replace(doc_id, actual)
         return text
