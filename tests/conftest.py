@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from agenitry.gateway import Database, Gateway, ManualClock, create_app
+from agenitry.gateway._clock import DAY, start_of_utc_day, system_clock
 from support.databases import create_postgres_database, drop_postgres_database
 from support.live import LiveServer
 from support.venues import Venue, make_venue
@@ -63,7 +64,9 @@ def database(store: str, request: pytest.FixtureRequest, _databases: dict[str, D
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    # The next UTC midnight: a day boundary, as tests of windows expect, and not behind the
+    # real clock, which stamps the events clients log (more than 5 minutes ahead is refused).
+    return ManualClock(start_of_utc_day(system_clock()) + DAY)
 
 
 @pytest.fixture

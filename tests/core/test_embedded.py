@@ -8,12 +8,14 @@ a database URL it cannot use, is an AgenitryError that says why.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from agenitry import Agenitry, AgenitryError, AsyncAgenitry
 from agenitry.gateway import Database, Gateway
+from agenitry.gateway._clock import iso
 from support.venues import Venue
 
 
@@ -48,13 +50,19 @@ def test_embedded_on_each_store_answers_like_the_gateway(database: Database, ven
         pending = agent.authorize("order_captured", 340)
         assert agent.approve(pending["authorization_id"])["status"] == "approved"
         assert agent.execute(pending["authorization_id"], actual_amount=338.5)["status"] == "executed"
+        before = iso(int(time.time() * 1000))
         logged = agent.log("order_captured", amount=42.5)
+        after = iso(int(time.time() * 1000))
         assert agent.flush(30)
     listed = venue.gateway.list_events(venue.admin, venue.id, agent_id="voice-agent", action="order_captured")
     assert [(event["id"] == logged["id"], event["amount"]) for event in listed["events"]] == [
         (True, 42.5),
         (False, 338.5),
     ]
+    # The time of the log() call travels with the event; the gateway's own business event has none.
+    logged_event, business_event = listed["events"]
+    assert before <= logged_event["occurred_at"] <= after
+    assert business_event["occurred_at"] is None
     record = venue.gateway.get_authorization(venue.admin, pending["authorization_id"])
     assert (record["status"], record["actual_amount"], record["decided_by"]) == ("executed", 338.5, "embedded")
 

@@ -2,7 +2,7 @@
 
 A process that exits while the gateway is down leaves its events on disk (0600 files in
 0700 directories); the next process on the same gateway, venue and key delivers them
-once each, in order, with their ids, even when the one before it was killed -9 halfway
+once each, in order, with their ids and the time each was logged, even when the one before it was killed -9 halfway
 through the replay, and when two processes replay at once. The happy path writes
 nothing; a full spool drops events with a warning and a count, never silently.
 """
@@ -16,29 +16,38 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from agenitry import Agenitry, EventsDroppedWarning
 from agenitry._config import resolve_spool_dir
-from agenitry.gateway import Database
+from agenitry.gateway import Database, ManualClock
+from agenitry.gateway._clock import HOUR, iso, system_clock
 from agenitry.gateway.cli import app
+from agenitry.gateway.store.schema import events
 from support.live import LiveServer
 from support.processes import python_script, run_script
 from support.venues import Venue
 
 StoredIds = Callable[..., list[str]]
 
-#: Logs argv[5] events (context {"writer": argv[6], "n": n}), prints their ids, exits without close().
+#: Logs argv[5] events (context {"writer": argv[6], "n": n}), prints each one's id and the
+#: times (UTC, ms) just before and just after its log() call, exits without close().
 LOG_AND_EXIT = """
-    import json, sys
+    import json, sys, time
     from agenitry import Agenitry
+    from agenitry.gateway._clock import iso
     base, key, venue, spool, count, writer = sys.argv[1:7]
     client = Agenitry(key, venue, base_url=base, spool_dir=spool, exit_timeout=0.2)
-    ids = [client.log("order_captured", context={"writer": writer, "n": n})["id"] for n in range(int(count))]
-    print(json.dumps(ids))
+    logged = []
+    for n in range(int(count)):
+        before = iso(int(time.time() * 1000))
+        event_id = client.log("order_captured", context={"writer": writer, "n": n})["id"]
+        logged.append((event_id, before, iso(int(time.time() * 1000))))
+    print(json.dumps(logged))
 """
 
 #: Opens a client of argv[5]'s flavour on the spool, flushes, and prints what it saw and did.
@@ -66,12 +75,23 @@ REPLAY = """
 """
 
 
-def log_and_exit(base: str, venue: Venue, spool: Path, count: int, writer: str = "w") -> list[str]:
+class Logged(NamedTuple):
+    """An event a process logged, and the times just before and after its log() call."""
+
+    id: str
+    before: str
+    after: str
+
+
+def logged_and_exited(base: str, venue: Venue, spool: Path, count: int, writer: str = "w") -> list[Logged]:
     done = run_script(LOG_AND_EXIT, base, venue.admin_key, venue.id, str(spool), str(count), writer)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr  # kept, not dropped
-    ids: list[str] = json.loads(done.stdout)
-    return ids
+    return [Logged(*event) for event in json.loads(done.stdout)]
+
+
+def log_and_exit(base: str, venue: Venue, spool: Path, count: int, writer: str = "w") -> list[str]:
+    return [event.id for event in logged_and_exited(base, venue, spool, count, writer)]
 
 
 def replay(base: str, venue: Venue, spool: Path, flavour: str = "sync") -> dict[str, Any]:
@@ -79,6 +99,14 @@ def replay(base: str, venue: Venue, spool: Path, flavour: str = "sync") -> dict[
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
+
+
+def stored_events(database: Database, venue_id: str) -> list[Any]:
+    """A venue's order_captured events in sequence order: id, occurred_at, created_at (ms)."""
+    e = events.c
+    query = select(e.id, e.occurred_at, e.created_at).where(e.venue_id == venue_id, e.action == "order_captured")
+    with database.read() as conn:
+        return list(conn.execute(query.order_by(e.sequence)))
 
 
 def segments(spool: Path) -> list[Path]:
@@ -98,12 +126,13 @@ def test_a_process_that_exits_in_an_outage_leaves_its_events_to_the_next_one(
     venue: Venue,
     free_port: int,
     gateway_on_port: Callable[[int], Any],
-    stored_ids: StoredIds,
+    database: Database,
+    clock: ManualClock,
     tmp_path: Path,
     flavour: str,
 ) -> None:
     base, spool = f"http://127.0.0.1:{free_port}", tmp_path / "spool"
-    ids = log_and_exit(base, venue, spool, 5_000)
+    logged = logged_and_exited(base, venue, spool, 5_000)
     files = segments(spool)
     assert files and sum(len(path.read_bytes().splitlines()) for path in files) == 5_000
     assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o600}
@@ -114,9 +143,16 @@ def test_a_process_that_exits_in_an_outage_leaves_its_events_to_the_next_one(
         still_down.close(timeout=0)  # releases the files untouched: the gateway is still down
     assert sum(len(path.read_bytes().splitlines()) for path in segments(spool)) == 5_000
 
+    # The gateway comes back hours later; its clock stamps the replay, the events keep their own time.
+    replayed_at = clock.advance(3 * HOUR)
+    replay_began = iso(system_clock())
     gateway_on_port(free_port)
     assert replay(base, venue, spool, flavour) == {"pending": 5_000, "ok": True, "delivered": 5_000, "dropped": 0}
-    assert stored_ids(venue.id, "order_captured") == ids
+    stored = stored_events(database, venue.id)
+    assert [event.id for event in stored] == [event.id for event in logged]
+    for event, sent in zip(stored, logged):
+        assert sent.before <= iso(event.occurred_at) <= sent.after < replay_began, "the time of its log() call"
+    assert {event.created_at for event in stored} == {replayed_at}
     assert segments(spool) == []
 
 

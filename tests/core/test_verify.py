@@ -261,6 +261,21 @@ def test_an_event_proof_verifies_offline_and_what_breaks_it() -> None:
     assert not verify_proof(text, signer.key, event=dict(shown, amount=60.0)).ok
 
 
+def test_the_shown_occurred_at_must_be_the_entrys_and_none_is_absent() -> None:
+    signer, listed = Signer(), entries(4)
+    listed[2]["occurred_at"] = "2026-12-02T07:05:00.123Z"
+    without, with_time = proof_text(listed, 1, 4, signer), proof_text(listed, 2, 4, signer)
+    assert verify_proof(without, signer.key, event={"occurred_at": None}).ok
+    assert verify_proof(with_time, signer.key, event={"occurred_at": "2026-12-02T07:05:00.123Z"}).ok
+    for text, shown in (
+        (without, "2026-12-02T07:05:00.123Z"),
+        (with_time, "2026-12-02T07:05:00.124Z"),
+        (with_time, None),
+    ):
+        [problem] = verify_proof(text, signer.key, event={"occurred_at": shown}).problems
+        assert problem.startswith(f"the event's occurred_at ({shown!r}) is not the entry's")
+
+
 # -- a whole log ---------------------------------------------------------------------------------------
 
 

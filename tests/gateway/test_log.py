@@ -1,7 +1,8 @@
 """Each venue's Merkle tree in storage, on SQLite and PostgreSQL: appended in the event's own
 transaction, O(log n) nodes a leaf, and every root and proof read from stored subtrees
 equal to the pure RFC 9162 tree over the events' leaf hashes. Migration 0002 builds the
-tree of events logged before it existed.
+tree of events logged before it existed; entries stored before occurred_at existed
+(migration 0005) still verify.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from sqlalchemy import func, select, text
 
 from agenitry import canonical_json, leaf_hash
 from agenitry._merkle import consistency_ranges, inclusion_ranges, root_of, verify_consistency, verify_inclusion
+from agenitry._tlog import TrustedKey
 from agenitry.gateway import Database, Gateway, Principal
+from agenitry.gateway._clock import MINUTE, iso
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import log
 from agenitry.gateway.store.database import _MIGRATIONS
@@ -158,3 +161,55 @@ def test_migration_0002_builds_the_tree_of_earlier_events(old_database: Database
     leaves = leaves_of(gateway, "old-a")
     with old_database.read() as conn:
         assert log.root(conn, "old-a", 12) == root_of(leaves)
+
+
+def test_entries_stored_before_occurred_at_existed_still_verify(old_database: Database) -> None:
+    """Old rows hash as the entries of their day did, with no occurred_at in them; new events
+    that carry one join the same log, and the whole log verifies against its signed checkpoint."""
+    venue_id, created_at = "old-c", 1_767_225_600_000
+    rows = []
+    for sequence in range(5):
+        row = {
+            "venue_id": venue_id,
+            "sequence": sequence,
+            "id": f"evt_{venue_id}_{sequence:020d}",
+            "agent_id": "kitchen",
+            "action": "order_captured",
+            "amount": 1250 + sequence,
+            "currency": "USD",
+            "direction": "inbound",
+            "reason": "table 4",
+            "actor": "cli",
+            "created_at": created_at + sequence,
+        }
+        # The entry exactly as the gateway wrote it before occurred_at existed.
+        entry = {
+            **{name: row[name] for name in ("id", "venue_id", "sequence", "agent_id", "action", "currency")},
+            **{name: row[name] for name in ("direction", "reason", "actor")},
+            "v": 1,
+            "created_at": iso(created_at + sequence),
+            "amount": f"12.{50 + sequence}",
+            "authorization_id": None,
+            "context_digest": None,
+        }
+        rows.append({**row, "leaf_hash": leaf_hash(canonical_json(entry)).hex()})
+    with old_database.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO venues (id, name, currency, public_context, event_count, created_at)"
+                " VALUES (:id, :id, 'USD', false, 5, 0)"
+            ),
+            {"id": venue_id},
+        )
+        conn.execute(events.insert(), rows)
+    old_database.migrate()
+    gateway = Gateway(old_database)
+    logged_at = iso(gateway.clock() - MINUTE)
+    gateway.log_events(Principal.operator(venue_id), [{"action": "item_86d", "occurred_at": logged_at}])
+    gateway.audit.sign(venue_id)
+    report = gateway.audit.audit(venue_id, [TrustedKey(gateway.checkpointer.key.public_key)])
+    assert report.ok, report.findings
+    assert (report.entries, report.signed_size) == (6, 6)
+    exported = [line["entry"] for line in gateway.audit.export(venue_id) if "entry" in line]
+    assert ["occurred_at" in entry for entry in exported] == [False] * 5 + [True]
+    assert exported[-1]["occurred_at"] == logged_at

@@ -20,6 +20,7 @@ from agenitry import canonical_json, leaf_hash
 from agenitry._tlog import TrustedKey
 from agenitry._verify import LogReport
 from agenitry.gateway import Gateway
+from agenitry.gateway._clock import MINUTE, iso
 from agenitry.gateway.cli import app
 from agenitry.gateway.service import events, log
 from agenitry.gateway.store.schema import events as events_table
@@ -31,12 +32,16 @@ runner = CliRunner()
 
 @pytest.fixture
 def logged(venue: Venue) -> Venue:
-    """A venue whose log holds 13 entries (#0 is its key's creation), signed at 8 and at 13."""
+    """A venue whose log holds 13 entries (#0 is its key's creation), signed at 8 and at 13;
+    #8 to #12 say when their client logged them (occurred_at), the others do not."""
     gateway = venue.gateway
     order = {"agent_id": "voice-agent", "action": "order_captured"}
     gateway.log_events(venue.admin, [{**order, "amount": 10 + i} for i in range(1, 8)])
     gateway.audit.sign(venue.id)
-    gateway.log_events(venue.admin, [{**order, "amount": 10 + i} for i in range(8, 13)])
+    logged_at = [iso(gateway.clock() - (13 - i) * MINUTE) for i in range(8, 13)]
+    gateway.log_events(
+        venue.admin, [{**order, "amount": 10 + i, "occurred_at": logged_at[i - 8]} for i in range(8, 13)]
+    )
     gateway.audit.sign(venue.id)
     return venue
 
@@ -81,6 +86,20 @@ def test_a_changed_amount_is_named(logged: Venue) -> None:
     report = audit(logged)
     assert first(report) == ("changed", 5)
     assert "Entry #5" in str(report.first)
+
+
+@pytest.mark.parametrize(
+    ("change", "sequence"),
+    [
+        ("UPDATE events SET occurred_at = occurred_at - 1 WHERE venue_id = :venue AND sequence = 9", 9),
+        ("UPDATE events SET occurred_at = NULL WHERE venue_id = :venue AND sequence = 10", 10),
+        # An entry that had none.
+        ("UPDATE events SET occurred_at = created_at WHERE venue_id = :venue AND sequence = 5", 5),
+    ],
+)
+def test_a_changed_occurred_at_is_named(logged: Venue, change: str, sequence: int) -> None:
+    execute(logged, change)
+    assert first(audit(logged)) == ("changed", sequence)
 
 
 def test_a_deleted_row_is_named(logged: Venue) -> None:

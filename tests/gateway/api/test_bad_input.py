@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from agenitry.gateway import ManualClock
+from agenitry.gateway._clock import MINUTE, iso
 from support.venues import Venue, make_venue
 
 OWN = "voice-agent"
@@ -326,6 +327,54 @@ def test_bad_names_and_strings(http: httpx.Client, scene: Scene, subtests: Any) 
         Bad("deny reason too long", {"reason": "x" * 2001}, code="invalid_field", path="/v1/authorize/{pending}/deny"),
     ]
     assert_refused(http, scene, cases, subtests)
+
+
+def test_bad_occurred_at(http: httpx.Client, scene: Scene, clock: ManualClock, subtests: Any) -> None:
+    def event(occurred_at: Any) -> dict[str, Any]:
+        return {"action": "comp_issued", "occurred_at": occurred_at}
+
+    late = iso(clock() + 5 * MINUTE + 1)
+    cases = [
+        *[
+            Bad(f"occurred_at {text!r}", event(text), code="invalid_occurred_at", mentions="such as", path="/v1/events")
+            for text in [
+                "2026-12-02T07:05:00Z",
+                "2026-12-02T07:05:00.123456Z",
+                "2026-12-02T07:05:00.123+00:00",
+                "2026-12-02 07:05:00.123Z",
+                "2026-02-30T07:05:00.123Z",
+                "2026-12-02T24:00:00.000Z",
+                "\uff12\uff10\uff12\uff16-12-02T07:05:00.123Z",  # full-width digits
+                "",
+            ]
+        ],
+        Bad("occurred_at a number", event(1_796_195_100_123), mentions="occurred_at", path="/v1/events"),
+        Bad(
+            "occurred_at ahead of the gateway",
+            event(late),
+            code="invalid_occurred_at",
+            mentions="5 minutes",
+            path="/v1/events",
+        ),
+        Bad(
+            "occurred_at before 2000", event("1999-12-31T23:59:59.999Z"), code="invalid_occurred_at", path="/v1/events"
+        ),
+        Bad(
+            "occurred_at ahead in a batch",
+            {"events": [event(iso(clock())), event(late)]},
+            code="invalid_occurred_at",
+            mentions="events[1]",
+            path="/v1/events/batch",
+            extra={"index": 1},
+        ),
+    ]
+    assert_refused(http, scene, cases, subtests)
+    auth = {"Authorization": f"Bearer {scene.venue.admin_key}"}
+    for at_the_limit in (iso(clock() + 5 * MINUTE), "2000-01-01T00:00:00.000Z"):
+        logged = http.post("/v1/events", json=event(at_the_limit), headers=auth)
+        assert logged.status_code == 201, logged.text
+        [stored] = scene.venue.gateway.list_events(scene.venue.admin, scene.venue.id, limit=1)["events"]
+        assert (stored["id"], stored["occurred_at"]) == (logged.json()["id"], at_the_limit)
 
 
 def test_missing_fields(http: httpx.Client, scene: Scene, subtests: Any) -> None:

@@ -24,6 +24,8 @@ from support.venues import Venue, make_venue
 OWN = "voice-agent"
 REQUEST = {"agent_id": OWN, "action": "order_captured", "amount": 10}
 RACERS = 16
+#: When the client says it logged the events below (a replayed event keeps it).
+LOGGED_AT = "2026-12-02T07:05:00.123Z"
 
 
 def auth(venue: Venue, key: Optional[str] = None) -> dict[str, str]:
@@ -192,7 +194,13 @@ def test_racing_policy_changes_under_one_key_change_it_once(live: LiveServer, ve
 
 
 def test_a_resent_event_is_stored_once(http: httpx.Client, venue: Venue) -> None:
-    event = {"id": f"evt_{uuid.uuid4().hex}", "action": "order_captured", "amount": 42.5, "context": {"table": 4}}
+    event = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "action": "order_captured",
+        "amount": 42.5,
+        "context": {"table": 4},
+        "occurred_at": LOGGED_AT,
+    }
     first = http.post("/v1/events", json=event, headers=auth(venue))
     assert first.status_code == 201 and first.json()["id"] == event["id"]
     before = state(venue)
@@ -205,7 +213,7 @@ def test_a_resent_event_is_stored_once(http: httpx.Client, venue: Venue) -> None
 
 
 def test_a_different_event_under_a_used_id_is_refused(http: httpx.Client, venue: Venue) -> None:
-    event = {"id": f"evt_{uuid.uuid4().hex}", "action": "order_captured", "amount": 42.5}
+    event = {"id": f"evt_{uuid.uuid4().hex}", "action": "order_captured", "amount": 42.5, "occurred_at": LOGGED_AT}
     assert http.post("/v1/events", json=event, headers=auth(venue)).status_code == 201
     before = state(venue)
     fresh = {"id": f"evt_{uuid.uuid4().hex}", "action": "item_86d"}
@@ -214,6 +222,8 @@ def test_a_different_event_under_a_used_id_is_refused(http: httpx.Client, venue:
         {**event, "action": "comp_issued"},
         {**event, "context": {"table": 5}},
         {**event, "agent_id": "someone-else"},
+        {**event, "occurred_at": "2026-12-02T07:05:00.124Z"},
+        {name: value for name, value in event.items() if name != "occurred_at"},
     ):
         for path, body in (("/v1/events", other), ("/v1/events/batch", {"events": [fresh, other]})):
             refused = http.post(path, json=body, headers=auth(venue))

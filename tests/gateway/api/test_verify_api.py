@@ -19,7 +19,8 @@ import pytest
 from agenitry._merkle import verify_consistency
 from agenitry._tlog import TlogProof, TrustedKey, open_checkpoint
 from agenitry._verify import verify_event, verify_proof
-from agenitry.gateway import Gateway, create_app
+from agenitry.gateway import Gateway, ManualClock, create_app
+from agenitry.gateway._clock import HOUR, iso
 from agenitry.gateway.api.ratelimit import TokenBuckets
 from support.live import LiveServer
 from support.venues import Venue, make_venue
@@ -53,7 +54,13 @@ def test_a_verify_document_verifies_offline_with_the_public_key(http: httpx.Clie
     assert not verify_event(document, base64.b64encode(bytes(32)).decode()).ok
 
 
-EDITS = [("event", "amount", 4250.0), ("event", "agent_id", "someone-else"), ("entry", "amount", "4250.00")]
+EDITS = [
+    ("event", "amount", 4250.0),
+    ("event", "agent_id", "someone-else"),
+    ("entry", "amount", "4250.00"),
+    ("event", "occurred_at", "2026-12-02T07:05:00.123Z"),
+    ("entry", "occurred_at", "2026-12-02T07:05:00.123Z"),
+]
 
 
 def test_an_edited_document_does_not_verify(http: httpx.Client, venue: Venue) -> None:
@@ -66,6 +73,27 @@ def test_an_edited_document_does_not_verify(http: httpx.Client, venue: Venue) ->
         result = verify_event(document, key)
         assert not result.ok, (where, field)
         assert any(field in problem or "entry" in problem for problem in result.problems), result.problems
+
+
+def test_the_time_the_agent_logged_it_is_signed_shown_and_checked(
+    http: httpx.Client, venue: Venue, clock: ManualClock
+) -> None:
+    logged_at = iso(clock() - 2 * HOUR)
+    late = log(http, venue, action="order_captured", amount=12, occurred_at=logged_at)
+    plain = log(http, venue, action="order_captured", amount=12)
+    key = http.get("/v1/log/public-key").json()["public_key"]
+    document = http.get(f"/v1/verify/{venue.id}/{late['id']}").json()
+    assert document["verified"] is True, document["problems"]
+    assert document["event"]["occurred_at"] == document["entry"]["occurred_at"] == logged_at
+    assert document["event"]["created_at"] == late["created_at"] == iso(clock())
+    assert f"logged by the agent at {logged_at}" in http.get(f"/verify/{venue.id}/{late['id']}").text
+    document["event"]["occurred_at"] = iso(clock() - HOUR)
+    assert any("occurred_at" in problem for problem in verify_event(document, key).problems)
+    # An event that names no time has none in its entry, which hashes as entries always did.
+    document = http.get(f"/v1/verify/{venue.id}/{plain['id']}").json()
+    assert document["verified"] is True and document["event"]["occurred_at"] is None
+    assert "occurred_at" not in document["entry"]
+    assert "logged by the agent" not in http.get(f"/verify/{venue.id}/{plain['id']}").text
 
 
 def test_the_tlog_proof_file_verifies_on_its_own(http: httpx.Client, venue: Venue) -> None:

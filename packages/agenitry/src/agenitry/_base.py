@@ -169,6 +169,16 @@ def new_event_id() -> str:
     return "evt_" + "".join([_BASE32_PAIRS[(number >> shift) & 1023] for shift in _SHIFTS])
 
 
+def utc_timestamp(seconds: float) -> str:
+    """A moment as the gateway writes times: ISO 8601 UTC to the millisecond.
+
+    >>> utc_timestamp(1_796_195_100.123)
+    '2026-12-02T07:05:00.123Z'
+    """
+    ms = int(seconds * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
 def new_idempotency_key() -> str:
     return f"agenitry-{uuid.uuid4()}"
 
@@ -461,6 +471,8 @@ class BaseClient:
             "venue_id": self._config.venue_id,
             "agent_id": self._agent(agent_id),
             "action": action,
+            # Stamped now, on the caller's thread: a spooled event delivered hours later keeps it.
+            "occurred_at": utc_timestamp(_wall_clock()),
             **_compact(
                 {"amount": amount, "currency": currency, "direction": direction, "context": context, "reason": reason}
             ),

@@ -33,7 +33,7 @@ Keys = Union[TrustedKey, str, bytes, Sequence[Union[TrustedKey, str, bytes]]]
 #: The first line of an ``agenitry export`` file names this format; a verifier reads it back.
 EXPORT_FORMAT = "agenitry-log-export/v1"
 
-#: Event fields that must say what the signed entry says.
+#: Event fields that must say what the signed entry says (a field an entry lacks reads None).
 _SAME_FIELDS = (
     "id",
     "venue_id",
@@ -46,6 +46,7 @@ _SAME_FIELDS = (
     "authorization_id",
     "actor",
     "created_at",
+    "occurred_at",
 )
 
 

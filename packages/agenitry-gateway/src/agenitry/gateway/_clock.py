@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -47,6 +48,24 @@ def iso(ms: int | None) -> str | None:
         return None
     moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def parse_iso(text: str) -> int | None:
+    """The milliseconds :func:`iso` renders as ``text``, or None for any other text.
+
+    >>> parse_iso("2026-01-01T00:00:00.000Z"), parse_iso("2026-01-01T00:00:00Z")
+    (1767225600000, None)
+    """
+    if not _ISO.fullmatch(text):
+        return None
+    try:
+        moment = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:  # a day or an hour that does not exist
+        return None
+    return int(moment.timestamp()) * SECOND + int(text[20:23])
 
 
 def start_of_utc_day(ms: int) -> int:

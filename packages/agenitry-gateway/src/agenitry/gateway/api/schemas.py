@@ -84,6 +84,11 @@ class EventIn(_In):
     context: Optional[Context] = None
     reason: Optional[StrictStr] = None
     id: Optional[StrictStr] = Field(None, description="A client-made id (evt_...): a re-sent event is stored once")
+    occurred_at: Optional[StrictStr] = Field(
+        None,
+        description="When the client logged it, UTC to the millisecond (2026-12-02T07:05:00.123Z);"
+        " at most 5 minutes past the gateway's clock",
+    )
 
 
 class EventBatchIn(_In):
@@ -220,6 +225,7 @@ class EventOut(BaseModel):
     authorization_id: Optional[str]
     actor: str
     created_at: str
+    occurred_at: Optional[str] = Field(None, description="When the client logged it, if it said (else null)")
     leaf_hash: str
     verify_url: str
 

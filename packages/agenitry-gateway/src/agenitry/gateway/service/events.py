@@ -49,6 +49,8 @@ class NewEvent:
     authorization_id: Optional[str] = None
     #: The salt of the context digest; a fresh one when not given.
     context_salt: Optional[str] = None
+    #: When the client logged it (ms), if it said; events the gateway writes have none.
+    occurred_at: Optional[int] = None
 
     def same_as(self, row: Any) -> bool:
         """True when a stored event says exactly what this one says (a re-send)."""
@@ -60,6 +62,7 @@ class NewEvent:
             and row.direction == self.direction
             and row.context == self.context
             and row.reason == self.reason
+            and row.occurred_at == self.occurred_at
         )
 
 
@@ -79,9 +82,10 @@ def entry(row: Any) -> dict[str, Any]:
     """The canonical entry of a stored event: what its leaf hash commits to.
 
     The context itself is not in the entry, only a salted digest of it, so an event can
-    be proven to anyone without showing its context.
+    be proven to anyone without showing its context. ``occurred_at`` is there only when
+    the event has one, so entries written before it existed hash as they always did.
     """
-    return {
+    fields = {
         "v": ENTRY_VERSION,
         "id": row.id,
         "venue_id": row.venue_id,
@@ -97,6 +101,9 @@ def entry(row: Any) -> dict[str, Any]:
         "actor": row.actor,
         "context_digest": context_digest(row.context, row.context_salt),
     }
+    if row.occurred_at is not None:
+        fields["occurred_at"] = iso(row.occurred_at)
+    return fields
 
 
 def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent]) -> list[dict[str, Any]]:
@@ -122,6 +129,7 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
             "authorization_id": new.authorization_id,
             "actor": new.actor,
             "created_at": now,
+            "occurred_at": new.occurred_at,
         }
         row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
         rows.append(row)

@@ -378,6 +378,7 @@ class Gateway:
                 direction=inputs.direction(fields.get("direction")) or DEFAULT_DIRECTIONS.get(action, "internal"),
                 context=inputs.context(fields.get("context")),
                 reason=inputs.text(fields.get("reason"), "reason"),
+                occurred_at=inputs.occurred_at(fields.get("occurred_at"), tx.now),
             )
         except Unprocessable as exc:
             if size > 1:

@@ -17,6 +17,7 @@ from agenitry import (
     canonical_json,
     is_reserved_action,
 )
+from agenitry.gateway._clock import MINUTE, iso, parse_iso
 from agenitry.gateway._money import MoneyError, check_currency, to_minor
 from agenitry.gateway.errors import Unprocessable
 
@@ -26,6 +27,10 @@ MAX_CONTEXT_BYTES = 16 * 1024
 MAX_CONTEXT_DEPTH = 16
 MAX_TEXT = 2_000
 MAX_NAME = 200
+#: How far ahead of the gateway's clock a client's clock may run when it stamps an event.
+MAX_CLOCK_AHEAD = 5 * MINUTE
+#: No agent logged anything before 2000-01-01T00:00:00Z: an earlier time is a broken clock.
+EARLIEST_OCCURRED_AT = 946_684_800_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
 
@@ -99,6 +104,34 @@ def amount(value: Any, currency_code: str, *, field: str = "amount") -> int:
         return to_minor(Decimal(repr(value)) if isinstance(value, float) else value, currency_code)
     except MoneyError as exc:
         raise Unprocessable(f"{field}: {exc}", code="invalid_amount") from None
+
+
+def occurred_at(value: Any, now: int) -> Optional[int]:
+    """When the client says it logged the event, as ``2026-12-02T07:05:00.123Z``, in milliseconds.
+
+    Not more than :data:`MAX_CLOCK_AHEAD` past ``now`` (the gateway's clock), so a client
+    cannot date an event in the future; not before 2000.
+    """
+    if value is None:
+        return None
+    moment = parse_iso(value) if isinstance(value, str) else None
+    if moment is None:
+        raise Unprocessable(
+            "occurred_at must be a UTC time to the millisecond, such as '2026-12-02T07:05:00.123Z'",
+            code="invalid_occurred_at",
+        )
+    if moment > now + MAX_CLOCK_AHEAD:
+        raise Unprocessable(
+            f"occurred_at {value} is more than {MAX_CLOCK_AHEAD // MINUTE} minutes after the gateway's clock"
+            f" ({iso(now)}): check the clock of the machine that logged it",
+            code="invalid_occurred_at",
+        )
+    if moment < EARLIEST_OCCURRED_AT:
+        raise Unprocessable(
+            f"occurred_at {value} is before 2000-01-01: check the clock of the machine that logged it",
+            code="invalid_occurred_at",
+        )
+    return moment
 
 
 def text(value: Any, field: str, *, limit: int = MAX_TEXT) -> Optional[str]:

@@ -34,6 +34,7 @@ def event(row: Any, public_url: str) -> dict[str, Any]:
         "authorization_id": row.authorization_id,
         "actor": row.actor,
         "created_at": iso(row.created_at),
+        "occurred_at": iso(row.occurred_at),
         "leaf_hash": row.leaf_hash,
         "verify_url": verify_url(public_url, row.venue_id, row.id),
     }

@@ -139,6 +139,8 @@ events = Table(
     Column("authorization_id", String(40)),
     Column("actor", String(40), nullable=False),
     Column("created_at", Millis, nullable=False),
+    # When the client logged it (its own clock), if it said: a replayed event keeps its time.
+    Column("occurred_at", Millis),
     # SHA-256(0x00 || canonical entry), hex: the Merkle leaf of this event.
     Column("leaf_hash", String(64), nullable=False),
     PrimaryKeyConstraint("venue_id", "sequence", name="pk_events"),
