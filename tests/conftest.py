@@ -65,7 +65,7 @@ def database(store: str, request: pytest.FixtureRequest, _databases: dict[str, D
 @pytest.fixture
 def clock() -> ManualClock:
     # The next UTC midnight: a day boundary, as tests of windows expect, and not behind the
-    # real clock, which stamps the events clients log (more than 5 minutes ahead is refused).
+    # real clock, which stamps the events clients log (more than a day ahead is refused).
     return ManualClock(start_of_utc_day(system_clock()) + DAY)
 
 

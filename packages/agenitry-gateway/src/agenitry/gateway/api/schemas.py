@@ -87,7 +87,7 @@ class EventIn(_In):
     occurred_at: Optional[StrictStr] = Field(
         None,
         description="When the client logged it, UTC to the millisecond (2026-12-02T07:05:00.123Z);"
-        " at most 5 minutes past the gateway's clock",
+        " at most a day past the gateway's clock",
     )
 
 

@@ -17,7 +17,7 @@ from agenitry import (
     canonical_json,
     is_reserved_action,
 )
-from agenitry.gateway._clock import MINUTE, iso, parse_iso
+from agenitry.gateway._clock import DAY, iso, parse_iso
 from agenitry.gateway._money import MoneyError, check_currency, to_minor
 from agenitry.gateway.errors import Unprocessable
 
@@ -27,8 +27,10 @@ MAX_CONTEXT_BYTES = 16 * 1024
 MAX_CONTEXT_DEPTH = 16
 MAX_TEXT = 2_000
 MAX_NAME = 200
-#: How far ahead of the gateway's clock a client's clock may run when it stamps an event.
-MAX_CLOCK_AHEAD = 5 * MINUTE
+#: How far ahead of the gateway's clock a client's clock may run when it stamps an event. Wide on
+#: purpose: a refused event is a lost one, so only a clock broken by more than a day is refused;
+#: ``occurred_at`` is the client's word, ``created_at`` the gateway's.
+MAX_CLOCK_AHEAD = DAY
 #: No agent logged anything before 2000-01-01T00:00:00Z: an earlier time is a broken clock.
 EARLIEST_OCCURRED_AT = 946_684_800_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -122,7 +124,7 @@ def occurred_at(value: Any, now: int) -> Optional[int]:
         )
     if moment > now + MAX_CLOCK_AHEAD:
         raise Unprocessable(
-            f"occurred_at {value} is more than {MAX_CLOCK_AHEAD // MINUTE} minutes after the gateway's clock"
+            f"occurred_at {value} is more than a day after the gateway's clock"
             f" ({iso(now)}): check the clock of the machine that logged it",
             code="invalid_occurred_at",
         )
