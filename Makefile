@@ -25,8 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, one a core: every test makes its own databases, ports and folders, and the
+# suite takes about 8 minutes instead of 14 on a 2-core machine (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= 2
 test: lint typecheck browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # The verify page is tested in a real headless Chromium (Debian's package); as root we install it.
 browser:
