@@ -285,3 +285,15 @@ def test_serve_help_shows_each_default_with_its_variable(cli: Cli) -> None:
 def test_serve_takes_its_defaults_from_the_environment_after_its_options(cli: Cli) -> None:
     done = cli("serve", "--execute-window", "5", AGENITRY_EXECUTE_WINDOW="0", AGENITRY_APPROVAL_WINDOW="0")
     refused(done, "error: Invalid gateway settings: approval_window must be between 1 second and 365 days")
+
+
+def test_keygen_never_creates_a_directory(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "keys"
+    refused(
+        cli("log", "keygen", str(missing / "next.key")), f"error: directory {missing} does not exist; create it first"
+    )
+    assert not missing.exists()
+    missing.mkdir()
+    made = cli("log", "keygen", str(missing / "next.key"))
+    assert made.returncode == 0, made.stderr
+    assert (missing / "next.key").stat().st_mode & 0o777 == 0o600

@@ -496,6 +496,9 @@ def log_keygen(path: Annotated[Path, typer.Argument(help="The new key's file (mu
     if path.exists():
         typer.secho(f"error: {path} exists; a key is never overwritten", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2)
+    if not path.parent.is_dir():  # as for --db: no directory the user did not make is created for them
+        typer.secho(f"error: directory {path.parent} does not exist; create it first", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2)
     typer.echo(SigningKey.create(path).public_key_b64)
 
 
