@@ -25,6 +25,7 @@ from agenitry import (
 
 PUBLIC = [
     "ACTION_PATTERN",
+    "APPROVED_STATUSES",
     "AUTHORIZATION_STATUSES",
     "CANONICAL_ACTIONS",
     "CURRENCIES",
@@ -36,6 +37,7 @@ PUBLIC = [
     "NO_LIMIT",
     "RESERVED_ACTIONS",
     "RESERVED_ACTION_PREFIXES",
+    "SPENT_STATUSES",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "APIConnectionError",

@@ -28,8 +28,10 @@ from agenitry._exceptions import (
 )
 from agenitry._gating import Spend
 from agenitry._lifecycle import (
+    APPROVED_STATUSES,
     AUTHORIZATION_STATUSES,
     HOLDING_STATUSES,
+    SPENT_STATUSES,
     TERMINAL_STATUSES,
     TRANSITIONS,
     AuthorizationStatus,
@@ -54,6 +56,7 @@ from agenitry._version import __version__
 
 __all__ = [
     "ACTION_PATTERN",
+    "APPROVED_STATUSES",
     "AUTHORIZATION_STATUSES",
     "CANONICAL_ACTIONS",
     "CURRENCIES",
@@ -65,6 +68,7 @@ __all__ = [
     "NO_LIMIT",
     "RESERVED_ACTIONS",
     "RESERVED_ACTION_PREFIXES",
+    "SPENT_STATUSES",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "APIConnectionError",

@@ -37,6 +37,7 @@ from agenitry._exceptions import (
     PermissionDeniedError,
     SpendDenied,
 )
+from agenitry._lifecycle import APPROVED_STATUSES, SPENT_STATUSES
 from agenitry._models import Authorization, Claim, GateOutcome
 from agenitry._money import InvalidAmount, check_amount, resolve_amount
 from agenitry._recording import record_tool_call, summarize_arguments
@@ -48,10 +49,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agenitry")
 
-#: Statuses in which the agent may go ahead (or already went ahead).
-APPROVED = ("approved", "executed", "settled")
-#: Statuses that mean the side effect already happened under this authorization.
-DONE = ("executed", "settled")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -163,7 +160,7 @@ def _refused(authorization: Authorization) -> Optional[GateOutcome]:
         return None
     if status == "pending":
         return GateOutcome("pending", _texts.pending_text(authorization), authorization)
-    if status in DONE:
+    if status in SPENT_STATUSES:
         return GateOutcome("already_done", _texts.already_done_text(authorization), authorization)
     return GateOutcome("denied", _texts.denied_text(authorization), authorization)
 
@@ -188,7 +185,7 @@ def approval_flow(authorization_id: str, timeout: float) -> Flow[dict[str, Any]]
     """Wait for the owner: approved → its record; denied or expired → :class:`SpendDenied`;
     still pending at the deadline → :class:`ApprovalRequired`."""
     record = yield from poll_flow(authorization_id, timeout)
-    if record.get("status") in APPROVED:
+    if record.get("status") in APPROVED_STATUSES:
         return record
     if record.get("status") == "pending":
         raise ApprovalRequired(record)

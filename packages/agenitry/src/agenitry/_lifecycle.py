@@ -29,6 +29,10 @@ AUTHORIZATION_STATUSES: tuple[str, ...] = get_args(AuthorizationStatus)
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 #: The statuses whose authorization counts against the spending windows.
 HOLDING_STATUSES: frozenset[str] = frozenset({"pending", "approved", "executed", "settled"})
+#: The statuses in which the side effect happened: the call ran under the authorization.
+SPENT_STATUSES: tuple[str, ...] = ("executed", "settled")
+#: The statuses of an approved authorization: the agent may go ahead, or already went ahead.
+APPROVED_STATUSES: tuple[str, ...] = ("approved", *SPENT_STATUSES)
 #: The statuses no operation leaves.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"denied", "expired", "reversed", "settled"})
 #: The source of ``authorize``: there is no authorization before it.

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
-from agenitry import AsyncAgenitry, ConflictError, SpendDenied, integration
+from agenitry import SPENT_STATUSES, AsyncAgenitry, ConflictError, SpendDenied, integration
 from agenitry.langchain import INTERRUPT_TYPE
 from langgraph.types import interrupt
 
@@ -73,7 +73,7 @@ async def await_approval(client: Any, authorization: Authorization) -> dict[str,
 
 def _message(record: Mapping[str, Any]) -> str:
     authorization = integration.Authorization.from_answer(record)
-    if authorization.status in ("executed", "settled"):
+    if authorization.status in SPENT_STATUSES:
         return integration.already_done_text(authorization)
     if authorization.status == "approved":  # claimed: another run is carrying it out
         return integration.in_progress_text(authorization)

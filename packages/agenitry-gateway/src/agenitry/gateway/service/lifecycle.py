@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, bindparam, literal, select, update
 
-from agenitry import DEFAULT_DIRECTIONS, TRANSITIONS
+from agenitry import DEFAULT_DIRECTIONS, SPENT_STATUSES, TRANSITIONS
 from agenitry.gateway._clock import SECOND, iso
 from agenitry.gateway._ids import digest, new_id
 from agenitry.gateway.errors import Conflict, NotFound
@@ -329,7 +329,7 @@ def claim(tx: Tx, row: Any, actor: str, lease_seconds: Optional[int]) -> tuple[A
     The lease ends at ``lease_seconds`` from now, never after the execute window; without
     one it is the whole window, so nobody else runs it while it may still be executed.
     """
-    if row.status in ("executed", "settled"):
+    if row.status in SPENT_STATUSES:
         raise Conflict(
             f"Authorization {row.id} is already {row.status}; its call ran once and does not run again",
             code="already_executed",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from agenitry import APPROVED_STATUSES
 from agenitry.gateway._clock import iso
 from agenitry.gateway._money import to_number
 
 #: Statuses in which an authorization lets the agent go ahead (or already went ahead).
-APPROVED_STATUSES = ("approved", "executed", "settled")
 
 
 def _money(minor: Optional[int], currency: Optional[str]) -> Optional[float]:
