@@ -73,6 +73,7 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
         links = re.findall(rf"http://127\.0\.0\.1:{port}/verify/nobo-downtown/evt_\w+", out)
         page = httpx.get(links[-1], timeout=10)
         assert page.status_code == 200 and links[-1].rsplit("/", 1)[1] in page.text
+        owner_sees_the_waiting_order(out, port)
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=30)
@@ -111,4 +112,26 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
     for line in follow_ups:
         done = subprocess.run(shlex.split(line), cwd=repo_root, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, (line, done.stderr)
-    assert done.stdout.startswith("verified: venue nobo-downtown: 19 entries, 1 signed checkpoints")
+    # the 19 of the story, the console's admin key and the order left waiting
+    assert done.stdout.startswith("verified: venue nobo-downtown: 21 entries, 1 signed checkpoints")
+
+
+def owner_sees_the_waiting_order(out: str, port: int) -> None:
+    """The console the demo prints opens with the admin key it prints, on the order it left waiting."""
+    console = re.search(r"The owner's console: (http://127\.0\.0\.1:\d+/console)\n", out)
+    key = re.search(r"Sign in with this admin key \(made for the demo, shown only here\): (ag_[\w-]+)\n", out)
+    waiting = re.search(r"A catering order of \$640\.00 waits for your decision there \((auth_\w+)\)", out)
+    assert console and key and waiting, out
+    assert console.group(1) == f"http://127.0.0.1:{port}/console"
+    with httpx.Client(base_url=console.group(1).removesuffix("/console"), timeout=10) as browser:
+        form = browser.get("/console/login").text
+        token = re.search(r'name="token" value="([^"]+)"', form)
+        assert token is not None
+        signed_in = browser.post(
+            "/console/login",
+            data={"token": token.group(1), "then": "/console", "key": key.group(1)},
+            headers={"Origin": f"http://127.0.0.1:{port}"},
+        )
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console"
+        queue = browser.get("/console").text
+    assert waiting.group(1) in queue and "$640.00" in queue and "32 bento boxes" in queue

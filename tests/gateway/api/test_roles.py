@@ -24,6 +24,8 @@ from support.venues import Venue, make_venue
 INVALID_KEY = {"error": "Invalid API key", "code": "invalid_api_key"}
 OWN = "voice-agent"
 OTHER = "other-agent"
+#: A webhook URL nothing listens on (these tests run no deliverer: nothing is sent to it).
+UNHEARD = "http://127.0.0.1:9/hook"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ class Scene:
     def key_id(self) -> str:
         record, _ = self.venue.gateway.create_key(self.venue.admin, role="agent", agent_id="spare-agent")
         return str(record["id"])
+
+    def webhook_id(self) -> str:
+        record, _ = self.venue.gateway.webhooks.add(self.venue.admin, UNHEARD, events=["authorization.pending"])
+        return str(record["id"])
+
+    def webhook_message(self) -> str:
+        """A message of the venue's outbox: a pending authorization's, for a new endpoint."""
+        webhook_id = self.webhook_id()
+        self.pending(OWN)
+        return str(self.venue.gateway.webhooks.deliveries(self.venue.admin, webhook_id)["deliveries"][0]["id"])
 
     def event_id(self, agent: str = OWN) -> str:
         fields = {"agent_id": agent, "action": "order_captured", "amount": 5}
@@ -198,6 +210,35 @@ ROUTES = [
         "DELETE",
         "/v1/keys/{key_id}",
         lambda s, a: Call("DELETE", f"/v1/keys/{s.key_id()}"),
+        agent=403,
+        scoped=True,
+    ),
+    Route(
+        "POST",
+        "/v1/webhooks",
+        lambda s, a: Call("POST", "/v1/webhooks", {"url": UNHEARD}),
+        admin=201,
+        agent=403,
+    ),
+    Route("GET", "/v1/webhooks", lambda s, a: Call("GET", "/v1/webhooks"), agent=403),
+    Route(
+        "DELETE",
+        "/v1/webhooks/{webhook_id}",
+        lambda s, a: Call("DELETE", f"/v1/webhooks/{s.webhook_id()}"),
+        agent=403,
+        scoped=True,
+    ),
+    Route(
+        "GET",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        lambda s, a: Call("GET", f"/v1/webhooks/{s.webhook_id()}/deliveries"),
+        agent=403,
+        scoped=True,
+    ),
+    Route(
+        "POST",
+        "/v1/webhooks/messages/{message_id}/retry",
+        lambda s, a: Call("POST", f"/v1/webhooks/messages/{s.webhook_message()}/retry"),
         agent=403,
         scoped=True,
     ),
@@ -423,7 +464,7 @@ def target_of(call: Call, venue: Venue) -> str:
     """The id of the other venue's object a call aims at: its venue, or the id in its path."""
     if venue.id in call.url or venue.id in json.dumps(call.json):
         return venue.id
-    return call.url.split("/")[3]
+    return next(part for part in call.url.split("/")[2:] if "_" in part)
 
 
 def made_up_id(real_id: str) -> str:
@@ -441,6 +482,7 @@ def test_lists_show_only_the_keys_own_venue(http: httpx.Client, venue: Venue) ->
     other = make_venue(venue.gateway)
     theirs = Scene(other)
     their_ids = {theirs.approved(OWN), theirs.pending(OWN), theirs.policy_id(), theirs.key_id(), theirs.event_id()}
+    their_ids.add(theirs.webhook_id())
     Scene(venue).approved(OWN)
     auth = bearer(venue.admin_key)
     answers = [
@@ -449,6 +491,7 @@ def test_lists_show_only_the_keys_own_venue(http: httpx.Client, venue: Venue) ->
         http.get("/v1/keys", headers=auth),
         http.get(f"/v1/events/{venue.id}", params={"limit": 200}, headers=auth),
         http.get(f"/v1/events/{venue.id}/stats", params={"period": "all"}, headers=auth),
+        http.get("/v1/webhooks", headers=auth),
     ]
     for answer in answers:
         assert answer.status_code == 200

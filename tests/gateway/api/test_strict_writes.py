@@ -61,6 +61,17 @@ def authorization(venue: Venue, status: str) -> str:
     return authorization_id
 
 
+#: A webhook URL no test listens on (nothing here sends to it: these tests run no deliverer).
+UNHEARD = "http://127.0.0.1:9/hook"
+
+
+def webhook_message(venue: Venue) -> str:
+    """A message of the venue's outbox: a pending authorization's, for a new endpoint."""
+    endpoint, _ = venue.gateway.webhooks.add(venue.admin, UNHEARD, events=["authorization.pending"])
+    authorization(venue, "pending")
+    return str(venue.gateway.webhooks.deliveries(venue.admin, endpoint["id"])["deliveries"][0]["id"])
+
+
 @dataclass(frozen=True)
 class Write:
     """A write route, and how to send it a valid body plus one field it does not know."""
@@ -152,6 +163,19 @@ WRITES = [
         "DELETE",
         "/v1/keys/{key_id}",
         lambda v: (f"/v1/keys/{v.gateway.create_key(v.admin, role='agent', agent_id='spare')[0]['id']}", {"now": 1}),
+        "now",
+    ),
+    Write("POST", "/v1/webhooks", lambda v: ("/v1/webhooks", {"url": UNHEARD, "event": []}), "event", "events"),
+    Write(
+        "DELETE",
+        "/v1/webhooks/{webhook_id}",
+        lambda v: (f"/v1/webhooks/{v.gateway.webhooks.add(v.admin, UNHEARD)[0]['id']}", {"force": True}),
+        "force",
+    ),
+    Write(
+        "POST",
+        "/v1/webhooks/messages/{message_id}/retry",
+        lambda v: (f"/v1/webhooks/messages/{webhook_message(v)}/retry", {"now": True}),
         "now",
     ),
 ]

@@ -24,10 +24,11 @@ STATS_PERIODS: tuple[str, ...] = get_args(StatsPeriod)
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 #: Actions only the gateway writes: its lifecycle and audit entries (``authorization.*``,
-#: ``policy.*``, ``key.*``) and the business event that reverses an executed authorization.
+#: ``policy.*``, ``key.*``, ``webhook.*``) and the business event that reverses an executed
+#: authorization.
 #: A caller that logged one could pass its event off as the gateway's own.
 RESERVED_ACTIONS: tuple[str, ...] = ("reversal",)
-RESERVED_ACTION_PREFIXES: tuple[str, ...] = ("authorization.", "policy.", "key.")
+RESERVED_ACTION_PREFIXES: tuple[str, ...] = ("authorization.", "policy.", "key.", "webhook.")
 
 
 def is_reserved_action(action: str) -> bool:

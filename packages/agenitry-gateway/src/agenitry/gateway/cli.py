@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from agenitry.gateway import cli_database, cli_options, cli_spool, cli_verify
+from agenitry.gateway import cli_database, cli_options, cli_spool, cli_verify, cli_webhooks
 from agenitry.gateway.cli_options import AsJson, Db, Venue, command, explained, invocation, problem
 from agenitry.gateway.errors import BadRequest, GatewayError, Unprocessable
 from agenitry.gateway.service.access import Principal
@@ -142,6 +142,9 @@ def _fail(exc: GatewayError, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+app.add_typer(cli_webhooks.webhooks_app(_gateway, _fail, **_HELP), name="webhooks")
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True))
 
@@ -190,6 +193,15 @@ def serve(
     api_docs: Annotated[
         bool, _setting("api_docs", "Serve /docs, the API's operations", "--docs", default="off")
     ] = False,
+    webhook_delivery: Annotated[
+        Optional[bool],
+        _setting(
+            "webhook_delivery",
+            "Send webhooks from this process",
+            "--webhook-delivery/--no-webhook-delivery",
+            default="on",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
 ) -> None:
     """Run the gateway's HTTP API (migrating the database first)."""
@@ -216,6 +228,7 @@ def serve(
         keep_alive_timeout=keep_alive_timeout,
         max_connections=max_connections,
         api_docs=api_docs,
+        webhook_delivery=webhook_delivery,
     )
     listener = _listen(settings.host, settings.port)
     with contextlib.closing(listener):

@@ -61,6 +61,8 @@ class Settings:
     max_connections: int = 1000
     #: Serve /docs, a page listing the API's operations (/openapi.json is always served).
     api_docs: bool = False
+    #: Send the webhook outbox from this process (instances on one database share the work).
+    webhook_delivery: bool = True
 
     def __post_init__(self) -> None:
         problems = []

@@ -12,11 +12,15 @@ from fastapi.staticfiles import StaticFiles
 
 from agenitry import __version__
 from agenitry.gateway.api import deps, errors, quota, ratelimit
+from agenitry.gateway.api.console import auth as console_auth
+from agenitry.gateway.api.console import owner as console_owner
+from agenitry.gateway.api.console import pages as console_pages
 from agenitry.gateway.api.headers import SecurityHeaders
 from agenitry.gateway.api.limits import BodyLimit
-from agenitry.gateway.api.routes import authorizations, docs, events, keys, log, policies, public, verifier
+from agenitry.gateway.api.routes import authorizations, docs, events, keys, log, policies, public, verifier, webhooks
 from agenitry.gateway.api.templating import STATIC_DIRECTORY
 from agenitry.gateway.service.gateway import Gateway
+from agenitry.gateway.service.webhooks import Deliverer
 from agenitry.gateway.settings import Settings
 
 logger = logging.getLogger("agenitry.gateway")
@@ -35,6 +39,7 @@ def create_app(
     agent_byte_quota: int = 10_485_760,
     agent_quota_window: float = 3600.0,
     api_docs: bool = False,
+    webhook_delivery: bool = True,
 ) -> FastAPI:
     """The gateway's ASGI application.
 
@@ -46,8 +51,10 @@ def create_app(
     of 0 turns a limit off). A request that logs events costs its key more by its size, and
     each agent may log ``agent_event_quota`` events and ``agent_byte_quota`` bytes per
     ``agent_quota_window`` seconds (0 turns that part off); see :mod:`.quota`. With
-    ``api_docs``, ``/docs`` lists the API's operations. Every answer carries the security
-    headers of :mod:`.headers`.
+    ``api_docs``, ``/docs`` lists the API's operations. With ``webhook_delivery`` a
+    :class:`Deliverer` sends the webhook outbox while the application runs (instances on one
+    database share the work; see :mod:`agenitry.gateway.service.webhooks`). Every answer
+    carries the security headers of :mod:`.headers`.
 
     >>> app = create_app(Gateway(Database("sqlite:///agenitry.db")))  # doctest: +SKIP
     """
@@ -57,10 +64,13 @@ def create_app(
         stop = threading.Event()
         if sweep_interval > 0:
             threading.Thread(target=_sweep, args=(gateway, sweep_interval, stop), daemon=True).start()
+        deliverer = Deliverer(gateway.webhooks).start() if webhook_delivery else None
         try:
             yield
         finally:
             stop.set()
+            if deliverer is not None:
+                deliverer.stop()
 
     app = FastAPI(
         title="Agenitry gateway",
@@ -76,10 +86,14 @@ def create_app(
     errors.install(app)
     ratelimit.install(app, public=(public_rate_limit, public_rate_burst), keys=(key_rate_limit, key_rate_burst))
     quota.install(app, events=agent_event_quota, size=agent_byte_quota, window=agent_quota_window)
-    for module in (events, authorizations, policies, keys, public, log, verifier):
+    for module in (events, authorizations, policies, keys, webhooks, public, log, verifier):
         app.include_router(module.router)
     if api_docs:
         app.include_router(docs.router)
+    console_auth.install(app)
+    console_pages.install_refusals(app)
+    app.include_router(console_pages.router)
+    app.include_router(console_owner.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: every answer gets the headers
@@ -117,4 +131,5 @@ def app_from_settings(gateway: Gateway, settings: Settings) -> FastAPI:
         agent_byte_quota=settings.agent_byte_quota,
         agent_quota_window=settings.agent_quota_window,
         api_docs=settings.api_docs,
+        webhook_delivery=settings.webhook_delivery,
     )

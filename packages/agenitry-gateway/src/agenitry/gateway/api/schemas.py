@@ -157,6 +157,15 @@ class KeyIn(_In):
     name: Optional[StrictStr] = None
 
 
+class WebhookIn(_In):
+    url: StrictStr = Field(..., description="Where the gateway POSTs each message: an http or https URL")
+    events: Optional[list[StrictStr]] = Field(
+        None, description="The event types it receives (authorization.pending, ...); left out: every type"
+    )
+    format: StrictStr = Field("json", description="json (signed Standard Webhooks payload) or slack ({text})")
+    description: Optional[StrictStr] = None
+
+
 # -- answers (documentation; the service renders them) -------------------------------
 
 
@@ -380,6 +389,60 @@ class NewKeyOut(KeyOut):
 class KeyList(BaseModel):
     venue_id: str
     keys: list[KeyOut]
+
+
+class WebhookOut(BaseModel):
+    id: str
+    venue_id: str
+    url: str
+    format: Literal["json", "slack"]
+    events: Optional[list[str]] = Field(..., description="The event types it receives; null: every type")
+    description: Optional[str]
+    created_at: str
+    created_by: str = Field(..., description="The key id (or cli) that added it")
+    removed_at: Optional[str]
+
+
+class NewWebhookOut(WebhookOut):
+    secret: Optional[str] = Field(
+        ...,
+        description="whsec_...: the signing secret, shown only in this answer (null in a replay); receivers"
+        " verify every message's webhook-signature with it",
+    )
+
+
+class WebhookList(BaseModel):
+    venue_id: str
+    webhooks: list[WebhookOut]
+
+
+class WebhookAttemptOut(BaseModel):
+    number: int
+    attempted_at: str
+    status_code: Optional[int] = Field(..., description="The receiver's HTTP status; null when it gave none")
+    error: Optional[str] = Field(..., description="Why there was no answer, or why it was not taken")
+    duration_ms: int
+
+
+class WebhookMessageOut(BaseModel):
+    id: str = Field(..., description="msg_...: the webhook-id of every attempt")
+    webhook_id: str
+    venue_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempt_count: int
+    next_attempt_at: Optional[str] = Field(..., description="When a pending message is sent next")
+    created_at: str
+    delivered_at: Optional[str]
+    last_status: Optional[int]
+    last_error: Optional[str]
+    payload: dict[str, Any] = Field(..., description="The body sent, parsed")
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveries(BaseModel):
+    webhook: WebhookOut
+    deliveries: list[WebhookMessageOut] = Field(..., description="The newest messages first")
 
 
 class InclusionProof(BaseModel):

@@ -14,14 +14,18 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from agenitry import canonical_json, leaf_hash
 from agenitry.gateway._clock import iso
+from agenitry.gateway._ids import new_id
 from agenitry.gateway._money import decimal_string
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import log
+from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.store.schema import events, venues
 
 #: Bumped only with a migration that keeps old entries verifiable.
 ENTRY_VERSION = 1
+#: The agent id of an owner's entry that concerns no one agent (a venue-wide policy, say).
+ALL_AGENTS = "*"
 
 # Built once, as every append runs them: the first reserves the batch's sequence numbers.
 _RESERVE = (
@@ -64,6 +68,18 @@ class NewEvent:
             and row.reason == self.reason
             and row.occurred_at == self.occurred_at
         )
+
+
+def admin_event(action: str, principal: Principal, agent_id: Optional[str], details: dict[str, Any]) -> NewEvent:
+    """The log entry of an owner's act (``key.created``, ``policy.updated``, ``webhook.added``...)."""
+    return NewEvent(
+        id=new_id("evt"),
+        agent_id=agent_id or ALL_AGENTS,
+        action=action,
+        actor=principal.key_id,
+        direction="internal",
+        context=details,
+    )
 
 
 def new_salt() -> str:

@@ -27,10 +27,11 @@ from agenitry.gateway.service import events, inputs, ledger, lifecycle, records
 from agenitry.gateway.service.access import ROLES, Principal
 from agenitry.gateway.service.audit import AuditTrail, redact, redacted_keys
 from agenitry.gateway.service.checkpoints import Checkpointer, origin_prefix
-from agenitry.gateway.service.events import NewEvent
+from agenitry.gateway.service.events import NewEvent, admin_event
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.service.signing import SigningKey
+from agenitry.gateway.service.webhooks import WebhookService
 from agenitry.gateway.store.database import Database
 from agenitry.gateway.store.schema import (
     api_keys,
@@ -50,8 +51,6 @@ MAX_BATCH = 1_000
 IDEMPOTENCY_TTL = 2 * DAY
 #: Gateway-written actions, left out of the business totals of stats.
 _SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in RESERVED_ACTION_PREFIXES)
-_POLICY_LIMITS = ("max_single_amount", "max_daily_spend", "max_monthly_spend", "require_approval_above")
-_ALL_SCOPES = "*"
 # Built once, as each runs on most requests: building one cost more than running it.
 _PRESENTED_KEY = select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id).where(
     api_keys.c.digest == bindparam("digest"), api_keys.c.revoked_at.is_(None)
@@ -122,6 +121,7 @@ class Gateway:
             interval_ms=int(checkpoint_interval * SECOND),
         )
         self.audit = AuditTrail(self.db, self.checkpointer, self._venue_tx, clock)
+        self.webhooks = WebhookService(self.db, self._transact, clock=clock, public_url=self.public_url)
 
     def migrate(self) -> None:
         self.db.migrate()
@@ -130,6 +130,7 @@ class Gateway:
 
     @contextmanager
     def _venue_tx(self, venue_id: str) -> Iterator[Tx]:
+        queued = 0
         with self.db.write() as conn:
             venue = self.db.lock_venue(conn, venue_id)
             tx = Tx(conn, venue, self.clock())
@@ -138,6 +139,10 @@ class Gateway:
             if tx.appended:
                 size = tx.appended[-1]["sequence"] + 1
                 self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)
+                # The webhooks of what was decided commit with the decision, or not at all.
+                queued = self.webhooks.enqueue(tx)
+        if queued:
+            self.webhooks.wake()
 
     def _transact(
         self,
@@ -268,7 +273,7 @@ class Gateway:
                 "revoked_at": None,
             }
             tx.conn.execute(api_keys.insert().values(row))
-            tx.log(_admin_event("key.created", principal, agent_id, {"key_id": row["id"], "role": role}))
+            tx.log(admin_event("key.created", principal, agent_id, {"key_id": row["id"], "role": role}))
             return records.api_key(Values(row))
 
         outcome = self._transact(principal, idempotency, work)
@@ -293,7 +298,7 @@ class Gateway:
                 raise NotFound(f"Key '{key_id}' not found", code="key_not_found")
             if row.revoked_at is None:
                 tx.conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=tx.now))
-                tx.log(_admin_event("key.revoked", principal, row.agent_id, {"key_id": key_id}))
+                tx.log(admin_event("key.revoked", principal, row.agent_id, {"key_id": key_id}))
             revoked = tx.conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
             return records.api_key(revoked)
 
@@ -396,11 +401,16 @@ class Gateway:
         context: Optional[dict[str, Any]] = None,
         limit: int = 50,
         offset: int = 0,
+        created: tuple[Optional[int], Optional[int]] = (None, None),
+        render: Optional[Callable[[Any], dict[str, Any]]] = None,
     ) -> dict[str, Any]:
+        """GET /v1/events/{venue_id}, newest first; ``created`` bounds the events' times
+        (ms, from inclusive, to exclusive; None leaves that side open). ``render`` turns a
+        stored row into what the page lists (by default the wire protocol's event)."""
         principal.require_venue(venue_id)
         e = events_table.c
         with self._read(venue_id) as conn:
-            where = [e.venue_id == venue_id]
+            where = [e.venue_id == venue_id, *_created_between(e.created_at, created)]
             if agent_id is not None:
                 where.append(e.agent_id == agent_id)
             if action is not None:
@@ -411,7 +421,8 @@ class Gateway:
             rows = conn.execute(
                 select(events_table).where(*where).order_by(e.sequence.desc()).limit(limit).offset(offset)
             ).all()
-        return _page(venue_id, total, limit, offset, "events", [records.event(r, self.public_url) for r in rows])
+        render = render or (lambda row: records.event(row, self.public_url))
+        return _page(venue_id, total, limit, offset, "events", [render(row) for row in rows])
 
     def stats(self, principal: Principal, venue_id: str, *, period: str = "today") -> dict[str, Any]:
         """Business totals: the gateway's own authorization, policy and key events are left out."""
@@ -649,11 +660,14 @@ class Gateway:
         status: Optional[str] = None,
         limit: int = 50,
         offset: int = 0,
+        created: tuple[Optional[int], Optional[int]] = (None, None),
+        render: Callable[[Any], dict[str, Any]] = records.authorization,
     ) -> dict[str, Any]:
+        """GET /v1/authorize, newest first; ``created`` and ``render`` as in :meth:`list_events`."""
         if status is not None and status not in AUTHORIZATION_STATUSES:
             raise Unprocessable(f"status must be one of {', '.join(AUTHORIZATION_STATUSES)}", code="invalid_status")
         a = authorizations.c
-        where = [a.venue_id == principal.venue_id]
+        where = [a.venue_id == principal.venue_id, *_created_between(a.created_at, created)]
         for column, value in ((a.agent_id, agent_id), (a.action, action), (a.status, status)):
             if value is not None:
                 where.append(column == value)
@@ -662,9 +676,7 @@ class Gateway:
             rows = conn.execute(
                 select(authorizations).where(*where).order_by(a.created_at.desc(), a.id).limit(limit).offset(offset)
             ).all()
-        return _page(
-            principal.venue_id, total, limit, offset, "authorizations", [records.authorization(r) for r in rows]
-        )
+        return _page(principal.venue_id, total, limit, offset, "authorizations", [render(row) for row in rows])
 
     # -- policies --------------------------------------------------------------------------
 
@@ -680,23 +692,9 @@ class Gateway:
         """
         _require_named_venue(principal, fields)
         principal.require_admin("change a policy")
-        agent_id = fields.get("agent_id")
-        if agent_id is not None:
-            inputs.agent_id(agent_id)
-        allowed = fields.get("allowed_actions")
-        if allowed is not None:
-            if not isinstance(allowed, list) or len(allowed) > 100:
-                raise Unprocessable("allowed_actions must be a list of at most 100 actions", code="invalid_action")
-            allowed = list(dict.fromkeys(inputs.action(name, field="allowed_actions") for name in allowed))
 
         def work(tx: Tx) -> dict[str, Any]:
-            sent: dict[str, Any] = {
-                name: inputs.amount(fields[name], tx.venue.currency, field=name) if fields[name] is not None else None
-                for name in _POLICY_LIMITS
-                if name in fields
-            }
-            if "allowed_actions" in fields:
-                sent["allowed_actions"] = allowed
+            agent_id, sent = inputs.policy_change(fields, tx.venue.currency)
             scope = agent_id or ""
             existing = tx.conn.execute(
                 select(policies).where(policies.c.venue_id == tx.venue_id, policies.c.scope == scope)
@@ -720,8 +718,8 @@ class Gateway:
                 tx.conn.execute(update(policies).where(policies.c.id == policy_id).values(**sent, updated_at=tx.now))
             row = tx.conn.execute(select(policies).where(policies.c.id == policy_id)).one()
             body = records.policy(row, tx.venue.currency)
-            details = {key: body[key] for key in (*_POLICY_LIMITS, "allowed_actions", "id")}
-            tx.log(_admin_event("policy.updated", principal, agent_id, details))
+            details = {key: body[key] for key in (*inputs.POLICY_LIMITS, "allowed_actions", "id")}
+            tx.log(admin_event("policy.updated", principal, agent_id, details))
             return body
 
         return self._transact(principal, idempotency, work)
@@ -748,7 +746,7 @@ class Gateway:
             if row is None:
                 raise NotFound(f"Policy '{policy_id}' not found", code="policy_not_found")
             tx.conn.execute(policies.delete().where(policies.c.id == policy_id))
-            tx.log(_admin_event("policy.deleted", principal, row.agent_id, {"id": policy_id}))
+            tx.log(admin_event("policy.deleted", principal, row.agent_id, {"id": policy_id}))
             return {"status": "deleted", "id": policy_id}
 
         return self._transact(principal, idempotency, work)
@@ -818,6 +816,11 @@ def _require_named_venue(principal: Principal, fields: dict[str, Any]) -> None:
         principal.require_venue(named)
 
 
+def _created_between(column: Any, created: tuple[Optional[int], Optional[int]]) -> list[Any]:
+    since, until = created
+    return [*([column >= since] if since is not None else []), *([column < until] if until is not None else [])]
+
+
 def _given(fields: dict[str, Any], name: str, default: Any) -> Any:
     """The field's value, or ``default`` when it was not sent (an empty string was sent)."""
     value = fields.get(name)
@@ -839,17 +842,6 @@ def _venue_currency(conn: Connection, venue_id: str) -> str:
     if currency is None:
         raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
     return str(currency)
-
-
-def _admin_event(action: str, principal: Principal, agent_id: Optional[str], details: dict[str, Any]) -> NewEvent:
-    return NewEvent(
-        id=new_id("evt"),
-        agent_id=agent_id or _ALL_SCOPES,
-        action=action,
-        actor=principal.key_id,
-        direction="internal",
-        context=details,
-    )
 
 
 def _page(venue_id: str, total: int, limit: int, offset: int, name: str, items: list[Any]) -> dict[str, Any]:

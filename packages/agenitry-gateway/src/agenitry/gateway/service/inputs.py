@@ -172,6 +172,40 @@ def context(value: Any) -> Optional[dict[str, Any]]:
     return normalized
 
 
+#: A policy's limits, each in minor units or None (no limit).
+POLICY_LIMITS = ("max_single_amount", "max_daily_spend", "max_monthly_spend", "require_approval_above")
+MAX_ALLOWED_ACTIONS = 100
+
+
+def policy_change(fields: dict[str, Any], currency_code: str) -> tuple[Optional[str], dict[str, Any]]:
+    """The scope a PUT /v1/policies body names (None: the venue's) and the columns it sets.
+
+    Only what was sent is in the columns: a limit sent replaces the stored one, ``None``
+    removes it, and a limit not sent is absent, so that it keeps its value.
+
+    >>> policy_change({"max_daily_spend": 500, "max_single_amount": None}, "USD")
+    (None, {'max_single_amount': None, 'max_daily_spend': 50000})
+    """
+    scope = fields.get("agent_id")
+    if scope is not None:
+        agent_id(scope)
+    allowed = fields.get("allowed_actions")
+    if allowed is not None:
+        if not isinstance(allowed, list) or len(allowed) > MAX_ALLOWED_ACTIONS:
+            raise Unprocessable(
+                f"allowed_actions must be a list of at most {MAX_ALLOWED_ACTIONS} actions", code="invalid_action"
+            )
+        allowed = list(dict.fromkeys(action(name, field="allowed_actions") for name in allowed))
+    sent: dict[str, Any] = {
+        name: amount(fields[name], currency_code, field=name) if fields[name] is not None else None
+        for name in POLICY_LIMITS
+        if name in fields
+    }
+    if "allowed_actions" in fields:
+        sent["allowed_actions"] = allowed
+    return scope, sent
+
+
 def merged_context(base: Optional[dict[str, Any]], update: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """``update``'s keys over ``base``'s, within the same 16 KiB as any context (None if empty).
 

@@ -44,6 +44,9 @@ venues = Table(
     # The size and time of the newest checkpoint, so the sweep finds venues due one cheaply.
     Column("checkpoint_size", BigInteger, nullable=False, default=0, server_default="0"),
     Column("checkpointed_at", Millis),
+    # How many webhook endpoints the venue has: a decision of a venue without any writes no
+    # outbox row and reads no endpoint (the venue's row is read under its lock anyway).
+    Column("webhooks", Integer, nullable=False, default=0, server_default="0"),
 )
 
 api_keys = Table(
@@ -209,4 +212,78 @@ log_keys = Table(
     metadata,
     Column("public_key", String(44), primary_key=True),
     Column("created_at", Millis, nullable=False),
+)
+
+# Webhook endpoints of a venue (Standard Webhooks). The secret signs every delivery, so it is
+# kept as given (an HMAC key cannot be stored as a digest); a removed endpoint is kept, with
+# its deliveries, for the record.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("venue_id", String(64), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    # "json" (the Standard Webhooks payload) or "slack" (a Slack-compatible {"text": ...}).
+    Column("format", String(16), nullable=False),
+    # The event types it receives (a JSON list), or null for every type.
+    Column("events", Json),
+    Column("description", String(200)),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", Millis, nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("removed_at", Millis),
+)
+
+# The outbox: one message per endpoint and event, written in the transaction of the decision
+# that causes it, so a message exists exactly when its cause committed. ``id`` is the
+# ``webhook-id`` of every attempt; ``body`` is fixed when written, so a retry sends the same bytes.
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("venue_id", String(64), nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    # pending (to be sent), delivered, or failed (the retry schedule ran out).
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Millis, nullable=False),
+    # An instance sending the message holds it until then (row claiming across instances).
+    Column("claimed_until", Millis),
+    Column("created_at", Millis, nullable=False),
+    Column("delivered_at", Millis),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Index("ix_webhook_messages_due", "status", "next_attempt_at"),
+    Index("ix_webhook_messages_endpoint", "endpoint_id", "created_at"),
+)
+
+# Every attempt at a message, for the owner to see what a receiver answered.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("message_id", String(40), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("attempted_at", Millis, nullable=False),
+    # The receiver's HTTP status, or null when there was no answer (see ``error``).
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    PrimaryKeyConstraint("message_id", "number", name="pk_webhook_attempts"),
+)
+
+# Console sign-ins: the cookie holds a random token, the table its SHA-256. A session acts as
+# the admin key it signed in with (until that key is revoked) and ends at sign-out or expiry.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("venue_id", String(64), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    # The token every form of this session carries (cross-site request forgery).
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Millis, nullable=False),
+    Column("expires_at", Millis, nullable=False, index=True),
+    Column("ended_at", Millis),
 )
