@@ -12,7 +12,9 @@ to Nobo Downtown's voice agent, a LangGraph graph whose spending tools run throu
 4. a refund: not among the agent's allowed actions, denied;
 
 then the audit trail, every tool call included, each with its verify link. ``--serve``
-keeps ``agenitry serve`` running on the same database afterwards so the links open.
+keeps ``agenitry serve`` running on the same database afterwards so the links open, and
+opens the owner's console to you: it prints the console's address and an admin key, and
+leaves one request (a $640 catering order) waiting there for your decision.
 
 Offline, a scripted chat model plays the agent's part. With ``OPENAI_API_KEY`` set and
 ``langchain-openai`` installed (and without ``--offline``) a real model does.
@@ -206,12 +208,24 @@ def where_things_are(folder: Path) -> None:
     print(f"  {command} verify --venue {VENUE}")
 
 
-def serve(database: str, port: int) -> None:
+def serve(client: Agenitry, database: str, port: int) -> None:
+    """Serve the database over HTTP until Ctrl-C, with the owner's console open to a newcomer:
+    an admin key to sign in with, and one request left waiting for the owner."""
+    admin_key = _console_key(database)
+    waiting = client.authorize(
+        action="order_captured",
+        amount=640,
+        reason="Catering for tomorrow's office lunch: 32 bento boxes",
+        context={"order": "catering-0917", "guest_email": "office@example.com"},
+    )
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "warning"], stdout=subprocess.DEVNULL)
     try:
         _wait_until_up(f"http://127.0.0.1:{port}", server)
         print(f"\nThe gateway serves the same database on http://127.0.0.1:{port}: open the verify links above.")
+        print(f"\nThe owner's console: http://127.0.0.1:{port}/console")
+        print(f"  Sign in with this admin key (made for the demo, shown only here): {admin_key}")
+        print(f"  A catering order of $640.00 waits for your decision there ({waiting['authorization_id']}).")
         print("Ctrl-C stops it.", flush=True)
         server.wait()
     except KeyboardInterrupt:
@@ -219,6 +233,15 @@ def serve(database: str, port: int) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _console_key(database: str) -> str:
+    """A new admin key of the venue, from the CLI an owner would use (the secret on stdout)."""
+    command = [sys.executable, "-m", "agenitry.gateway.cli", "keys", "create", "--venue", VENUE, "--role", "admin"]
+    done = subprocess.run([*command, "--name", "demo console", "--db", database], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"could not make an admin key: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
@@ -276,12 +299,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         play(client, graph, database, args.approve_with)
         print(f"\nThe kitchen received: {', '.join(KITCHEN) or 'nothing'}")
         audit_trail(client)
+        where_things_are(folder)
+        if args.serve:
+            serve(client, database, port)
     finally:
         client.close()
         checkpoints.close()
-    where_things_are(folder)
-    if args.serve:
-        serve(database, port)
     return 0
 
 
