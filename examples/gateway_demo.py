@@ -54,7 +54,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
     try:
-        _wait_until_up(base, server)
+        _wait_until_up(base, server, admin_key["key"])
         print(f"Gateway serving on {base} (SQLite: {folder / 'agenitry.db'})\n")
         owner = _Api(base, admin_key["key"])
         agent = _Api(base, agent_key["key"])
@@ -142,15 +142,18 @@ def _run(command: list[str]) -> str:
     return done.stdout
 
 
-def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(base: str, server: subprocess.Popen[bytes], admin_key: str) -> None:
+    """Wait until this demo's gateway answers: one that takes the demo's admin key (another
+    program may have taken the port meanwhile, and then this gateway exits)."""
     deadline = time.monotonic() + 30
+    request = urllib.request.Request(base + "/v1/policies", headers={"Authorization": f"Bearer {admin_key}"})
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit("the gateway did not start")
+            raise SystemExit(f"the gateway did not start (is {base} taken by another program?)")
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1):
+            with urllib.request.urlopen(request, timeout=1):
                 return
-        except OSError:
+        except OSError:  # not listening yet, or another program's answer: wait for ours
             time.sleep(0.1)
     raise SystemExit("the gateway did not answer within 30 seconds")
 

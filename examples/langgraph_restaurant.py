@@ -221,7 +221,7 @@ def serve(client: Agenitry, database: str, port: int) -> None:
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "warning"], stdout=subprocess.DEVNULL)
     try:
-        _wait_until_up(f"http://127.0.0.1:{port}", server)
+        _wait_until_up(f"http://127.0.0.1:{port}", server, admin_key)
         print(f"\nThe gateway serves the same database on http://127.0.0.1:{port}: open the verify links above.")
         print(f"\nThe owner's console: http://127.0.0.1:{port}/console")
         print(f"  Sign in with this admin key (made for the demo, shown only here): {admin_key}")
@@ -244,15 +244,18 @@ def _console_key(database: str) -> str:
     return done.stdout.strip()
 
 
-def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(base: str, server: subprocess.Popen[bytes], admin_key: str) -> None:
+    """Wait until this demo's gateway answers: one that takes the demo's admin key (another
+    program may have taken the port meanwhile, and then this gateway exits)."""
     deadline = time.monotonic() + 30
+    request = urllib.request.Request(base + "/v1/policies", headers={"Authorization": f"Bearer {admin_key}"})
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit("the gateway did not start")
+            raise SystemExit(f"the gateway did not start (is {base} taken by another program?)")
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1):
+            with urllib.request.urlopen(request, timeout=1):
                 return
-        except OSError:
+        except OSError:  # not listening yet, or another program's answer: wait for ours
             time.sleep(0.1)
     raise SystemExit("the gateway did not answer within 30 seconds")
 

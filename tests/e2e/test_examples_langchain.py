@@ -76,7 +76,12 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
         owner_sees_the_waiting_order(out, port)
     finally:
         demo.send_signal(signal.SIGINT)
-        rest, _ = demo.communicate(timeout=30)
+        try:
+            rest, _ = demo.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            demo.kill()  # never leave it running into the next test
+            demo.communicate()
+            raise
     assert demo.returncode == 0
     assert "Stopping the gateway." in rest
 
