@@ -7,6 +7,7 @@ The scripts are run as ``python bench/<script>.py``, which puts this folder on
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
@@ -119,6 +120,15 @@ def in_turns(runs: Sequence[Callable[[], Timing]], rounds: int) -> list[Timing]:
 
 
 # -- printing ---------------------------------------------------------------------------
+
+
+def arguments(description: str, quick: str) -> argparse.Namespace:
+    """The options every benchmark takes: ``--quick`` (which does what ``quick`` says) and
+    ``--no-postgres``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    return parser.parse_args()
 
 
 def machine() -> str:

@@ -17,7 +17,13 @@ every side alike):
 - 8 threads deciding at once (in one venue, whose writes serialize on its lock by design,
   and in a venue each) beside 8 threads of the bare commit.
 
-It also lists the SQL statements one authorize sends. Run
+- a whole request's service calls, ``Gateway.authenticate`` of the presented key and then
+  ``Gateway.authorize``, with the key cache on (the default TTL) and off (TTL 0: the key is
+  read in a transaction of its own on every request), in the same slices; then the key's
+  look-up alone, both ways.
+
+It also lists the SQL statements one authorize sends, and the statements and transactions
+of a request with and without the key cache. Run
 ``.venv/bin/python bench/bench_decision.py`` (``--quick`` for a short run,
 ``--no-postgres`` without a PostgreSQL server); a full run takes about a minute.
 """
@@ -30,16 +36,19 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Callable
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert
 
-from _common import Timing, deciding, interleaved, machine, stores, venue_with_agent, verdict
+from _common import REQUEST, Timing, deciding, interleaved, machine, stores, venue_with_agent, verdict
 from agenitry.gateway import Database, Gateway, Principal
 
 #: The target: an in-process decision within this many bare commits (p50).
 TARGET = 3.0
 THREADS = 8
+#: How :func:`statements` lists a transaction's start (SQLite's own BEGIN is also a statement).
+TRANSACTION = "BEGIN (a transaction)"
 DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg"}
 
 baseline_rows = Table(
@@ -112,19 +121,45 @@ def driver_commit(database: Database) -> Iterator[Callable[[], None]]:
         proxied.close()
 
 
+def requesting(gateway: Gateway, secret: str) -> Callable[[], None]:
+    """What a request asks of the service: its key (cached as the HTTP routes ask), then an approved decision."""
+
+    def request() -> None:
+        agent = gateway.authenticate(secret, cached=True)
+        if not gateway.authorize(agent, dict(REQUEST)).body["approved"]:
+            raise RuntimeError("a benchmark request was not approved: the figures would be of another path")
+
+    return request
+
+
 @contextmanager
 def statements(database: Database) -> Iterator[list[str]]:
-    """The SQL statements sent while the block runs."""
+    """The SQL statements sent while the block runs; a transaction begun is listed as ``BEGIN``."""
     seen: list[str] = []
 
     def keep(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
+    def begin(conn: Any) -> None:
+        seen.append(TRANSACTION)
+
     event.listen(database.engine, "before_cursor_execute", keep)
+    event.listen(database.engine, "begin", begin)
     try:
         yield seen
     finally:
         event.remove(database.engine, "before_cursor_execute", keep)
+        event.remove(database.engine, "begin", begin)
+
+
+def request_cost(database: Database, request: Callable[[], None]) -> str:
+    """The statements and transactions of one request, the transactions' own BEGINs left out."""
+    request()
+    with statements(database) as sent:
+        request()
+    transactions = sent.count(TRANSACTION)
+    work = [statement for statement in sent if not statement.startswith("BEGIN")]
+    return f"{len(work)} statements in {transactions} transaction{'s' if transactions > 1 else ''}"
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -147,13 +182,15 @@ def p50_ratio(timing: Timing, floor: Timing) -> float:
 # -- one store -------------------------------------------------------------------------------
 
 
-def bench_store(store: str, url: str, n: int) -> list[str]:
-    """Print the store's rows; return the kinds of the statements one authorize sent."""
+def bench_store(store: str, url: str, n: int) -> tuple[list[str], str]:
+    """Print the store's rows; return the kinds of the statements one authorize sent, and
+    what a request costs with and without the key cache."""
     database = Database(url)
     try:
         database.migrate()
         gateway = Gateway(database)
-        _, agent, _ = venue_with_agent(gateway)
+        uncached = Gateway(database, key_cache_ttl=0)
+        _, agent, secret = venue_with_agent(gateway)
         own_venues = [venue_with_agent(gateway)[1] for _ in range(THREADS)]
         decide = deciding(gateway, agent)
         bare = "BEGIN IMMEDIATE; INSERT; COMMIT" if store == "sqlite" else "BEGIN; INSERT; COMMIT"
@@ -171,9 +208,19 @@ def bench_store(store: str, url: str, n: int) -> list[str]:
         row(store, f"Gateway.authorize, {THREADS} threads, one venue", one, f"{p50_ratio(one, floor):.2f}x")
         row(store, f"Gateway.authorize, {THREADS} threads, a venue each", each, f"{p50_ratio(each, floor):.2f}x")
         row(store, f"{bare}, {THREADS} threads", floor, "1.00x")
+        with_cache, without = requesting(gateway, secret), requesting(uncached, secret)
+        on, off = interleaved([with_cache, without], n)
+        row(store, "key + authorize, key cache on", on, f"{p50_ratio(on, off):.2f}x the cache off")
+        row(store, "key + authorize, key cache off (TTL 0)", off, "1.00x")
+        on, off = interleaved(
+            [partial(gateway.authenticate, secret, cached=True), partial(uncached.authenticate, secret, cached=True)], n
+        )
+        row(store, "  the key alone, key cache on", on, f"{p50_ratio(on, off):.3f}x the cache off")
+        row(store, "  the key alone, key cache off (TTL 0)", off, "1.00x")
+        cost = f"cache on {request_cost(database, with_cache)}; off {request_cost(database, without)}"
     finally:
         database.dispose()
-    return [statement.split()[0] for statement in sent]
+    return [statement.split()[0] for statement in sent if statement != TRANSACTION], cost
 
 
 def main() -> int:
@@ -186,13 +233,14 @@ def main() -> int:
     print(f"Agenitry decision cost, {'quick' if args.quick else 'full'} run: {machine()}")
     print("p50 ratio = the row's median latency / the bare commit's, measured in alternating slices\n")
     header()
-    sent: list[tuple[str, list[str]]] = []
+    sent: list[tuple[str, tuple[list[str], str]]] = []
     with stores(not args.no_postgres) as (_, measured):
         for store, url in measured:
             sent.append((store, bench_store(store, url, n)))
     print()
-    for store, kinds in sent:
+    for store, (kinds, cost) in sent:
         print(f"SQL statements per authorize on {store}: {len(kinds)} ({', '.join(kinds)}) + COMMIT")
+        print(f"per request (key + authorize) on {store}: {cost}")
     return 0
 
 

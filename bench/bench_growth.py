@@ -31,7 +31,6 @@ authorizations into each store and takes a few minutes.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -45,6 +44,7 @@ from sqlalchemy import Connection, Table, func, select
 from _common import (
     AGENT,
     Timing,
+    arguments,
     deciding,
     interleaved,
     machine,
@@ -127,6 +127,8 @@ def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: It
         marks = ", ".join("?" for _ in columns)
         driver.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)  # noqa: S608 (our names)
         return
+    # Millions of rows may outlast the gateway's statement timeout, which is meant for requests.
+    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
@@ -149,6 +151,16 @@ def roomy_cache(conn: Connection) -> Iterator[None]:
         driver.execute(f"PRAGMA cache_size={int(size)}")
 
 
+def analyzed(database: Database) -> None:
+    """On PostgreSQL, the loaded tables vacuumed and analyzed: what autovacuum does soon
+    after such a load, and left to it, would do while the decisions are being measured."""
+    if database.dialect == "postgresql":
+        with database.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "VACUUM ANALYZE authorizations, spend_buckets"
+            )
+
+
 def add_history(database: Database, venue_id: str, count: int, rng: random.Random) -> None:
     """``count`` authorizations of history in ``venue_id``, with their spend buckets, in one
     transaction; raises if the ledger then reads other sums than the rows hold."""
@@ -158,13 +170,7 @@ def add_history(database: Database, venue_id: str, count: int, rng: random.Rando
         bulk_insert(conn, authorizations, HISTORY_COLUMNS, history_rows(venue_id, count, rng, now, buckets))
         bucket_rows = ((venue_id, scope, width, start, amount) for (scope, width, start), amount in buckets.items())
         bulk_insert(conn, spend_buckets, BUCKET_COLUMNS, bucket_rows)
-    if database.dialect == "postgresql":
-        # What autovacuum does soon after such a load; left to it, it would do so while
-        # the decisions are being measured.
-        with database.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "VACUUM ANALYZE authorizations, spend_buckets"
-            )
+    analyzed(database)
     with database.read() as conn:
         for scope, since in ((ledger.VENUE_SCOPE, now - DAY), (AGENT, now - HISTORY_SPAN)):
             direct = select(func.coalesce(func.sum(authorizations.c.hold), 0)).where(
@@ -177,6 +183,13 @@ def add_history(database: Database, venue_id: str, count: int, rng: random.Rando
 
 
 # -- measuring -----------------------------------------------------------------------------------
+
+
+def header(what: str) -> None:
+    """The heading of the table :func:`row` prints, its second column ``what`` each row measures."""
+    print("p50 ratio = the row's median latency / the empty venue's\n")
+    print(f"{'store':<11}{what:<38}{'loaded in':>18}{'n':>6}{'per s':>8}{'p50 ms':>9}{'p99 ms':>9}   p50 ratio")
+    print("-" * 140)
 
 
 def row(store: str, name: str, timing: Timing, ratio: str, loaded: str = "") -> None:
@@ -213,18 +226,13 @@ def bench_store(store: str, url: str, sizes: list[int], n: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="history up to 10^4 and fewer requests")
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0], "history up to 10^4 and fewer requests")
     sizes = [0, 10_000] if args.quick else [0, 10_000, 100_000, 1_000_000]
     n = 200 if args.quick else 500
 
     print(f"Agenitry decision latency with history, {'quick' if args.quick else 'full'} run: {machine()}")
     print(f"{sum(sizes):,} authorizations of history per store, {n} decisions per venue in 10 alternating slices")
-    print("p50 ratio = the row's median latency / the empty venue's\n")
-    print(f"{'store':<11}{'history':<38}{'loaded in':>18}{'n':>6}{'per s':>8}{'p50 ms':>9}{'p99 ms':>9}   p50 ratio")
-    print("-" * 140)
+    header("history")
     with stores(not args.no_postgres) as (_, measured):
         for store, url in measured:
             bench_store(store, url, sizes, n)

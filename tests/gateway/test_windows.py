@@ -3,16 +3,20 @@
 Pins down DESIGN §4: the daily (24 h) and monthly (30 days) windows are rolling and exact
 to the millisecond (a request at ``now`` counts what was created in ``[now - window,
 now]``, so a hold made at ``t`` still counts at ``t + window`` and no longer at
-``t + window + 1``), whichever minute, hour or day bucket the edge falls in; what each
+``t + window + 1``), whichever second, minute, hour or day bucket the edge falls in, and
+reading the authorizations of one second at most at the edge, whatever the rate; what each
 status holds (pending and approved the amount, executed the actual amount, denied,
 expired and reversed nothing); the venue-wide limit counted over every agent and an
-agent's limit over that agent; and that the ledger's bucket decomposition equals a plain
-sum over the authorizations table for arbitrary histories.
+agent's limit over that agent; that the ledger's bucket decomposition equals a plain
+sum over the authorizations table for arbitrary histories; and that migration 0007 fills
+the second buckets of a database made before them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -23,7 +27,9 @@ from sqlalchemy import func, select
 from agenitry.gateway import Gateway, GatewayError, ManualClock
 from agenitry.gateway._clock import DAY, HOUR, MINUTE, SECOND
 from agenitry.gateway.service import ledger
-from agenitry.gateway.store.schema import authorizations
+from agenitry.gateway.store.database import _MIGRATIONS
+from agenitry.gateway.store.schema import authorizations, spend_buckets
+from support.isolated import own_databases
 from support.venues import Venue, make_venue
 
 AGENT = "voice-agent"
@@ -349,3 +355,109 @@ def test_a_request_of_another_venue_does_not_touch_this_venue_s_window(gateway: 
     with pytest.raises(GatewayError) as refused:
         gateway.execute(second.admin, authorize(first, 0)["authorization_id"])
     assert refused.value.status == 404
+
+
+# Boundaries of each width, relative to the clock's start (midnight UTC), and the offsets
+# from one at which holds are made: around it, and at the edges of its second and minute.
+BOUNDARIES = {"second": 7 * MINUTE + 12 * SECOND, "minute": 7 * MINUTE, "hour": 5 * HOUR, "day": DAY}
+HOLD_OFFSETS = (-MINUTE - 1, -SECOND - 1, -SECOND, -1, 0, 1, 999, SECOND, SECOND + 1, MINUTE - 1, MINUTE, MINUTE + 1)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_every_window_start_around_a_boundary_counts_exactly_the_holds_from_it(
+    venue: Venue, clock: ManualClock, boundary: str
+) -> None:
+    venue.policy(max_daily_spend=100)
+    at = clock() + BOUNDARIES[boundary]
+    made = {}
+    for n, offset in enumerate(HOLD_OFFSETS):
+        clock.set(at + offset)
+        spend(venue, 1 << n)
+        made[at + offset] = 1 << n
+
+    starts = {at + offset + shift for offset in HOLD_OFFSETS for shift in (-1, 0, 1)}
+    with venue.gateway.db.read() as conn:
+        for scope in ("", AGENT):
+            for start in sorted(starts):
+                expected = sum(hold for created, hold in made.items() if created >= start)
+                assert ledger.held_since(conn, venue.id, scope, start) == expected, (scope, start - at)
+
+
+def test_a_window_reads_the_authorizations_of_one_second_at_its_edge(venue: Venue, clock: ManualClock) -> None:
+    """Every authorization of the venue is made to hold one unit more in its row alone, its
+    buckets left as they were: the window then counts one more for each row it read."""
+    venue.policy(max_daily_spend=100)
+    second = clock() + 7 * MINUTE + 12 * SECOND
+    start = second + 250
+    inside = (start, start + 100, second + 999)
+    outside = (start - 1, second + SECOND, second + SECOND + 1, second + 30 * SECOND, second + MINUTE + 1)
+    for created in sorted(inside + outside):
+        clock.set(created)
+        spend(venue, 1_00)
+    clock.set(second + 2 * MINUTE)
+    with venue.gateway.db.read() as conn:
+        truth = ledger.held_in(conn, venue.id, [("", start), (AGENT, start)])
+    with venue.gateway.db.write() as conn:
+        conn.execute(
+            authorizations.update().where(authorizations.c.venue_id == venue.id).values(hold=authorizations.c.hold + 1)
+        )
+
+    with venue.gateway.db.read() as conn:
+        read = ledger.held_in(conn, venue.id, [("", start), (AGENT, start)])
+    assert [now - then for now, then in zip(read, truth)] == [len(inside), len(inside)]
+
+
+def _migration(name: str) -> Any:
+    """A migration's module, to run one of its steps on a database that is already current."""
+    [path] = (_MIGRATIONS / "versions").glob(f"{name}_*.py")
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Histories for the fill (steps of _play): one made 34 days before it, out of its reach, and
+# one in the last day.
+OLD_STEPS = [(0, 10_00, "a", 0), (1, 20_00, "b", 1), (999, 70_00, "a", 0), (1, 5_00, "b", 3)]
+RECENT_STEPS = [(DAY - 7, 30_00, "a", 1), (SECOND + 1, 4_00, "a", 0), (0, 60_00, "b", 2)]
+
+
+def test_migration_0007_fills_the_second_buckets_of_holds_made_before_it(
+    store: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    # A database of its own: the fill adds buckets for every venue of the database.
+    with own_databases(tmp_path) as databases:
+        gateway = Gateway(databases.of(store), clock=clock)
+        venue = make_venue(gateway)
+        venue.policy(require_approval_above=50)
+        created = []
+        for step in OLD_STEPS:
+            _play(venue, clock, *step)
+            created.append(clock())
+        clock.advance(33 * DAY)
+        for step in RECENT_STEPS:
+            _play(venue, clock, *step)
+            created.append(clock())
+        clock.advance(HOUR)
+        now = clock()
+        # No window reaches further back than the fill: 30 days, and the sweep's margin.
+        reach = now - 31 * DAY
+        around = {c + shift for c in created for shift in (-1, 0, 1)}
+        starts = sorted(start for start in {now - MONTH, now - DAY, *around} if start >= reach)
+
+        def ledger_against_the_rows(conn: Any) -> list[tuple[int, int]]:
+            return [
+                (ledger.held_since(conn, venue.id, scope, start), _brute_held(venue, conn, scope, start))
+                for scope in ("", "a", "b")
+                for start in starts
+            ]
+
+        with gateway.db.write() as conn:
+            conn.execute(spend_buckets.delete().where(spend_buckets.c.width == SECOND))
+            assert any(read != exact for read, exact in ledger_against_the_rows(conn))
+            _migration("0007").fill_second_buckets(conn, reach)
+            assert all(read == exact for read, exact in ledger_against_the_rows(conn))
+            seconds = spend_buckets.c.width == SECOND
+            earliest = conn.execute(select(func.min(spend_buckets.c.start)).where(seconds)).scalar_one()
+            assert earliest >= reach

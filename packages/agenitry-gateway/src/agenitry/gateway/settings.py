@@ -63,6 +63,9 @@ class Settings:
     api_docs: bool = False
     #: Send the webhook outbox from this process (instances on one database share the work).
     webhook_delivery: bool = True
+    #: Seconds a key, once read, is trusted from memory (0: read on every request). A write
+    #: re-checks it in its own transaction on a revocation; a read may be served this long.
+    key_cache_ttl: float = 5.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +78,8 @@ class Settings:
             problems.append("max_body_bytes must be at least 1024")
         if self.sweep_interval < 0:
             problems.append("sweep_interval must not be negative")
+        if not 0 <= self.key_cache_ttl <= 3600:
+            problems.append("key_cache_ttl must be between 0 and 3600 seconds")
         if not 0 < self.busy_timeout <= 3600:
             problems.append("busy_timeout must be more than 0 and at most 3600 seconds")
         for name in (
@@ -118,6 +123,7 @@ class Settings:
             checkpoint_every=self.checkpoint_every if key is not None else 0,
             checkpoint_interval=self.checkpoint_interval,
             log_origin=self.log_origin,
+            key_cache_ttl=self.key_cache_ttl,
         )
 
     @classmethod

@@ -33,7 +33,7 @@ def _authenticate(request: Request, authorization: Optional[str]) -> Principal:
     if scheme.lower() != "bearer":
         raise Unauthenticated()
     gateway: Gateway = request.app.state.gateway
-    principal = gateway.authenticate(secret.strip())
+    principal = gateway.authenticate(secret.strip(), cached=True)
     limit_key(request, principal.key_id)
     return principal
 

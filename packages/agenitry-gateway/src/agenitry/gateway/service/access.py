@@ -11,7 +11,7 @@ Who may take which step of an authorization's lifecycle is :data:`agenitry.TRANS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from agenitry import TRANSITIONS
@@ -25,12 +25,19 @@ DEFAULT_AGENT = "default"
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: the key it presented, its venue and role."""
+    """The caller: the key it presented, its venue and role.
+
+    ``keys_version`` is the venue's keys version read together with the key: a write
+    re-checks the key when a revocation has raised it since (see
+    :mod:`agenitry.gateway.service.key_cache`). None when no key stands behind the caller
+    (the CLI's operator, an embedded client).
+    """
 
     key_id: str
     venue_id: str
     role: Role
     agent_id: Optional[str] = None
+    keys_version: Optional[int] = field(default=None, compare=False)
 
     @classmethod
     def operator(cls, venue_id: str) -> Principal:

@@ -28,6 +28,7 @@ from agenitry.gateway.service.access import ROLES, Principal
 from agenitry.gateway.service.audit import AuditTrail, redact, redacted_keys
 from agenitry.gateway.service.checkpoints import Checkpointer, origin_prefix
 from agenitry.gateway.service.events import NewEvent, admin_event
+from agenitry.gateway.service.key_cache import DEFAULT_SIZE, KeyCache
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.service.signing import SigningKey
@@ -52,8 +53,11 @@ IDEMPOTENCY_TTL = 2 * DAY
 #: Gateway-written actions, left out of the business totals of stats.
 _SYSTEM_ACTIONS = tuple(f"{prefix}%" for prefix in RESERVED_ACTION_PREFIXES)
 # Built once, as each runs on most requests: building one cost more than running it.
-_PRESENTED_KEY = select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id).where(
-    api_keys.c.digest == bindparam("digest"), api_keys.c.revoked_at.is_(None)
+# The key and its venue's keys version in one statement: one snapshot, so the key was valid at that version.
+_PRESENTED_KEY = (
+    select(api_keys.c.id, api_keys.c.venue_id, api_keys.c.role, api_keys.c.agent_id, venues.c.keys_version)
+    .join(venues, venues.c.id == api_keys.c.venue_id)
+    .where(api_keys.c.digest == bindparam("digest"), api_keys.c.revoked_at.is_(None))
 )
 _STORED_ANSWER = select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
     idempotency_keys.c.venue_id == bindparam("venue_id"), idempotency_keys.c.key == bindparam("key")
@@ -106,10 +110,15 @@ class Gateway:
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 60.0,
         log_origin: str = "",
+        key_cache_ttl: float = 5.0,
+        key_cache_size: int = DEFAULT_SIZE,
     ) -> None:
         """Without ``signing_key``, checkpoints are signed by a key made for this instance
-        alone (see :mod:`agenitry.gateway.service.signing` for keys that last)."""
+        alone (see :mod:`agenitry.gateway.service.signing` for keys that last). A key is
+        trusted from memory for ``key_cache_ttl`` seconds (0: read on every request) by
+        ``authenticate(..., cached=True)``; writes re-check it on a revocation."""
         self.db = database
+        self.keys = KeyCache(int(key_cache_ttl * SECOND), key_cache_size)
         self.clock = clock
         self.execute_window = int(execute_window * SECOND)
         self.approval_window = int(approval_window * SECOND)
@@ -159,6 +168,7 @@ class Gateway:
         repeat gets the stored answer through ``replay``, which may issue the secret anew.
         """
         with self._venue_tx(principal.venue_id) as tx:
+            self.keys.confirm(tx.conn, tx.venue, principal)
             if idempotency is not None:
                 stored = tx.conn.execute(
                     _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key}
@@ -298,21 +308,43 @@ class Gateway:
                 raise NotFound(f"Key '{key_id}' not found", code="key_not_found")
             if row.revoked_at is None:
                 tx.conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=tx.now))
+                # Every instance's next write with a cached key of this venue reads it again.
+                tx.conn.execute(
+                    update(venues).where(venues.c.id == tx.venue_id).values(keys_version=venues.c.keys_version + 1)
+                )
                 tx.log(admin_event("key.revoked", principal, row.agent_id, {"key_id": key_id}))
             revoked = tx.conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
             return records.api_key(revoked)
 
-        return self._transact(principal, idempotency, work)
+        outcome = self._transact(principal, idempotency, work)
+        self.keys.forget(key_id)
+        return outcome
 
-    def authenticate(self, secret: Optional[str]) -> Principal:
-        """The principal of a presented key; :class:`Unauthenticated` if it is unknown or revoked."""
+    def authenticate(self, secret: Optional[str], *, cached: bool = False) -> Principal:
+        """The principal of a presented key; :class:`Unauthenticated` if it is unknown or revoked.
+
+        ``cached`` answers from :attr:`keys` a key read less than ``key_cache_ttl`` ago, with
+        no transaction: a revocation on another instance reaches such a read only when the
+        entry lapses, and a write always (:meth:`KeyCache.confirm`). Without it the key is read.
+        """
         if not secret or not secret.startswith("ag_") or len(secret) > 200:
             raise Unauthenticated()
+        key_digest = digest(secret)
+        now = self.clock()
+        if cached:
+            known = self.keys.get(key_digest, now)
+            if known is not None:
+                return known
+        epoch = self.keys.epoch
         with self.db.read() as conn:
-            row = conn.execute(_PRESENTED_KEY, {"digest": digest(secret)}).first()
+            row = conn.execute(_PRESENTED_KEY, {"digest": key_digest}).first()
         if row is None:
             raise Unauthenticated()
-        return Principal(key_id=row.id, venue_id=row.venue_id, role=row.role, agent_id=row.agent_id)
+        principal = Principal(
+            key_id=row.id, venue_id=row.venue_id, role=row.role, agent_id=row.agent_id, keys_version=row.keys_version
+        )
+        self.keys.put(key_digest, principal, now, epoch)
+        return principal
 
     # -- events ------------------------------------------------------------------------
 

@@ -1,17 +1,24 @@
 """Holds and rolling windows, exact to the millisecond at a cost that history cannot grow.
 
-Every hold is added to three buckets of its scope (the venue, and its agent): the minute,
-the hour and the day in which its authorization was created. The amount held in a window
-``[start, now]`` is then
+Every hold is added to four buckets of its scope (the venue, and its agent): the second,
+the minute, the hour and the day in which its authorization was created. The amount held
+in a window ``[start, now]`` is then
 
-    the exact holds created in [start, next minute)      -- read from authorizations
+    the exact holds created in [start, next second)      -- read from authorizations
+  + second buckets up to the next minute                  -- at most 59 rows
   + minute buckets up to the next hour                    -- at most 59 rows
   + hour buckets up to the next day                       -- at most 23 rows
   + day buckets from there on                             -- at most 31 rows
 
-so a decision reads a bounded number of rows however many authorizations the window holds.
+so a decision reads a bounded number of rows however many authorizations the window holds,
+and at its edge the authorizations of one second, not of a minute: at 300 decisions a
+second a minute's would be 18,000 rows, so the cost would grow with the request rate.
 Nothing is ever created after ``now``, so the last term needs no upper bound. Every sum
 is exact at any total (:mod:`agenitry.gateway.store.sums`).
+
+Second buckets are read only at a window's edge, but an edge may fall on any second of the
+widest window (30 days), so every width is kept as long and pruned alike
+(:func:`prune_buckets`).
 """
 
 from __future__ import annotations
@@ -23,14 +30,18 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, Select, bindparam, select, text, true
 
-from agenitry.gateway._clock import DAY, HOUR, MINUTE
+from agenitry.gateway._clock import DAY, HOUR, MINUTE, SECOND
 from agenitry.gateway.errors import Conflict
 from agenitry.gateway.store.schema import authorizations, spend_buckets
 from agenitry.gateway.store.sums import joined, split_sum
 
 #: The venue-wide scope; any other scope is an agent id.
 VENUE_SCOPE = ""
-WIDTHS = (MINUTE, HOUR, DAY)
+WIDTHS = (SECOND, MINUTE, HOUR, DAY)
+#: The parameter naming where each width's buckets begin: the window's start rounded up to it.
+_BOUNDS = ("second", "minute", "hour", "day")
+#: The one-row parts of a window: its exact edge, then one per width.
+_PARTS = 1 + len(WIDTHS)
 
 
 def _ceil(ms: int, width: int) -> int:
@@ -38,19 +49,19 @@ def _ceil(ms: int, width: int) -> int:
 
 
 def _held(k: int, per_agent: bool) -> list[Any]:
-    """The four one-row parts of window ``k`` (the exact holds, then each width of
-    buckets), each as the high and low halves of its sum; parameters suffixed ``_k``."""
+    """The one-row parts of window ``k`` (the exact holds, then each width of buckets),
+    each as the high and low halves of its sum; parameters suffixed ``_k``."""
     a, b = authorizations.c, spend_buckets.c
     edge = select(*split_sum(a.hold)).where(
         a.venue_id == bindparam("venue_id"),
         a.created_at >= bindparam(f"start_{k}"),
-        a.created_at < bindparam(f"minute_{k}"),
+        a.created_at < bindparam(f"second_{k}"),
     )
     if per_agent:
         edge = edge.where(a.agent_id == bindparam(f"scope_{k}"))
 
-    # One range of the primary key per width. An OR of the three ranges made SQLite and
-    # PostgreSQL read every bucket the scope kept (31 days of minutes: up to 44,640 rows).
+    # One range of the primary key per width. An OR of the ranges made SQLite and
+    # PostgreSQL read every bucket the scope kept (31 days of minutes alone: 44,640 rows).
     def buckets(width: int, first: str, end: Optional[str] = None) -> Select[Any]:
         query = select(*split_sum(b.amount)).where(
             b.venue_id == bindparam("venue_id"),
@@ -62,7 +73,8 @@ def _held(k: int, per_agent: bool) -> list[Any]:
             query = query.where(b.start < bindparam(f"{end}_{k}"))
         return query
 
-    parts = [edge, buckets(MINUTE, "minute", "hour"), buckets(HOUR, "hour", "day"), buckets(DAY, "day")]
+    ends: list[Optional[str]] = [*_BOUNDS[1:], None]
+    parts = [edge, *(buckets(width, first, end) for width, first, end in zip(WIDTHS, _BOUNDS, ends))]
     return [part.subquery(f"held_{k}_{n}") for n, part in enumerate(parts)]
 
 
@@ -75,8 +87,8 @@ def _held_statement(per_agent: tuple[bool, ...]) -> Select[Any]:
     side_by_side = functools.reduce(lambda left, right: left.join(right, true()), parts[1:], parts[0])
     halves = []
     for k in range(len(per_agent)):
-        window = parts[4 * k : 4 * k + 4]
-        # Adding the four parts' halves cannot overflow either: still fewer than 2^31 rows.
+        window = parts[_PARTS * k : _PARTS * (k + 1)]
+        # Adding the parts' halves cannot overflow either: still fewer than 2^31 rows.
         halves += [functools.reduce(operator.add, (part.c[half] for part in window)) for half in ("high", "low")]
     return select(*halves).select_from(side_by_side)
 
@@ -86,10 +98,11 @@ def held_in(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]])
     created at or after ``start``, read in one statement."""
     values: dict[str, Any] = {"venue_id": venue_id}
     for k, (scope, start) in enumerate(windows):
-        minute = _ceil(start, MINUTE)
-        hour = _ceil(minute, HOUR)
-        values.update({f"scope_{k}": scope, f"start_{k}": start, f"minute_{k}": minute})
-        values.update({f"hour_{k}": hour, f"day_{k}": _ceil(hour, DAY)})
+        values.update({f"scope_{k}": scope, f"start_{k}": start})
+        bound = start
+        for width, name in zip(WIDTHS, _BOUNDS):
+            bound = _ceil(bound, width)
+            values[f"{name}_{k}"] = bound
     statement = _held_statement(tuple(scope != VENUE_SCOPE for scope, _ in windows))
     row = conn.execute(statement, values).one()
     return [joined(row[2 * k], row[2 * k + 1]) for k in range(len(windows))]
@@ -142,6 +155,10 @@ def add_hold(conn: Connection, venue_id: str, agent_id: str, created_at: int, de
 
 
 def prune_buckets(conn: Connection, before: int) -> int:
-    """Drop buckets that no window can reach any more; returns how many went."""
+    """Drop the buckets of every width that start a day or more before ``before``, the start
+    of the widest window: no window can reach them any more. Returns how many went.
+
+    The sweep runs this every few seconds: it finds them by their start alone
+    (``ix_spend_buckets_start``), as a busy venue keeps millions of second buckets."""
     result = conn.execute(spend_buckets.delete().where(spend_buckets.c.start < before - DAY))
     return result.rowcount or 0

@@ -20,7 +20,7 @@ from agenitry.gateway._clock import DAY, HOUR
 from agenitry.gateway._ids import digest
 from agenitry.gateway.errors import Forbidden
 from agenitry.gateway.service.access import Principal
-from agenitry.gateway.store.schema import api_keys, console_sessions
+from agenitry.gateway.store.schema import api_keys, console_sessions, venues
 
 if TYPE_CHECKING:
     from agenitry.gateway.service.gateway import Gateway
@@ -90,9 +90,12 @@ class Sessions:
         if not token or len(token) > 200:
             return None
         s, k = console_sessions.c, api_keys.c
+        # With the venue's keys version, so that a write of the session re-checks its key
+        # in its own transaction when a key of the venue is revoked meanwhile.
         query = (
-            select(s.venue_id, s.key_id, s.csrf_token, s.expires_at, k.role, k.agent_id)
+            select(s.venue_id, s.key_id, s.csrf_token, s.expires_at, k.role, k.agent_id, venues.c.keys_version)
             .join(api_keys, k.id == s.key_id)
+            .join(venues, venues.c.id == s.venue_id)
             .where(
                 s.digest == digest(token),
                 s.ended_at.is_(None),
@@ -104,7 +107,9 @@ class Sessions:
             row = conn.execute(query).first()
         if row is None or row.role != "admin":
             return None
-        principal = Principal(key_id=row.key_id, venue_id=row.venue_id, role="admin", agent_id=row.agent_id)
+        principal = Principal(
+            key_id=row.key_id, venue_id=row.venue_id, role="admin", agent_id=row.agent_id, keys_version=row.keys_version
+        )
         return Session(principal, row.csrf_token, row.expires_at)
 
     def sign_out(self, token: Optional[str]) -> None:

@@ -47,6 +47,9 @@ venues = Table(
     # How many webhook endpoints the venue has: a decision of a venue without any writes no
     # outbox row and reads no endpoint (the venue's row is read under its lock anyway).
     Column("webhooks", Integer, nullable=False, default=0, server_default="0"),
+    # Raised by every revocation of one of the venue's keys, in the revocation's transaction:
+    # a write compares it with the version its cached key was read at.
+    Column("keys_version", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 api_keys = Table(
@@ -162,6 +165,8 @@ spend_buckets = Table(
     Column("start", Millis, nullable=False),
     Column("amount", Minor, nullable=False),
     PrimaryKeyConstraint("venue_id", "scope", "width", "start", name="pk_spend_buckets"),
+    # The sweep's prune: the buckets no window reaches, found without reading the others.
+    Index("ix_spend_buckets_start", "start"),
 )
 
 idempotency_keys = Table(
