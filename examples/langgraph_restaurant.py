@@ -208,16 +208,21 @@ def where_things_are(folder: Path) -> None:
     print(f"  {command} verify --venue {VENUE}")
 
 
-def serve(client: Agenitry, database: str, port: int) -> None:
-    """Serve the database over HTTP until Ctrl-C, with the owner's console open to a newcomer:
-    an admin key to sign in with, and one request left waiting for the owner."""
-    admin_key = _console_key(database)
+def leave_one_waiting(client: Agenitry) -> str:
+    """A request for the owner to decide in the console: its authorization id."""
     waiting = client.authorize(
         action="order_captured",
         amount=640,
         reason="Catering for tomorrow's office lunch: 32 bento boxes",
         context={"order": "catering-0917", "guest_email": "office@example.com"},
     )
+    return str(waiting["authorization_id"])
+
+
+def serve(database: str, port: int, waiting: str) -> None:
+    """Serve the database over HTTP until Ctrl-C, with the owner's console open to a newcomer:
+    an admin key to sign in with, and the request ``waiting`` for the owner."""
+    admin_key = _console_key(database)
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "warning"], stdout=subprocess.DEVNULL)
     try:
@@ -225,9 +230,11 @@ def serve(client: Agenitry, database: str, port: int) -> None:
         print(f"\nThe gateway serves the same database on http://127.0.0.1:{port}: open the verify links above.")
         print(f"\nThe owner's console: http://127.0.0.1:{port}/console")
         print(f"  Sign in with this admin key (made for the demo, shown only here): {admin_key}")
-        print(f"  A catering order of $640.00 waits for your decision there ({waiting['authorization_id']}).")
+        print(f"  A catering order of $640.00 waits for your decision there ({waiting}).")
         print("Ctrl-C stops it.", flush=True)
-        server.wait()
+        # Wake up now and then: a Ctrl-C is noticed between waits even if it reached another thread.
+        while server.poll() is None:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nStopping the gateway.")
     finally:
@@ -303,11 +310,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"\nThe kitchen received: {', '.join(KITCHEN) or 'nothing'}")
         audit_trail(client)
         where_things_are(folder)
-        if args.serve:
-            serve(client, database, port)
+        waiting = leave_one_waiting(client) if args.serve else None
     finally:
         client.close()
         checkpoints.close()
+    if waiting is not None:
+        # With the client closed, no thread of this process but the main one is left to catch Ctrl-C.
+        serve(database, port, waiting)
     return 0
 
 

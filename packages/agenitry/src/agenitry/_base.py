@@ -47,8 +47,10 @@ _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Two base32 characters per lookup: an event id costs a few microseconds on the caller's thread.
 _BASE32_PAIRS = [first + second for first in _BASE32 for second in _BASE32]
 _SHIFTS = tuple(range(0, 130, 10))
-# Patched by the retry-maths tests; the jitter needs no cryptographic strength.
-_jitter: Callable[[], float] = random.random
+# Patched by the retry-maths tests; the jitter needs no cryptographic strength. A generator of
+# its own: background retries must not move the random module's shared state under the
+# program (a test's seeded generator, say).
+_jitter: Callable[[], float] = random.Random().random  # noqa: S311 - a delay, not a secret
 _wall_clock: Callable[[], float] = time.time
 
 T = TypeVar("T")

@@ -162,7 +162,7 @@ class Deliverer:
         workers: int = 4,
         timeout: float = REQUEST_TIMEOUT,
         poll_interval: float = 1.0,
-        jitter: Callable[[], float] = random.random,
+        jitter: Optional[Callable[[], float]] = None,
     ) -> None:
         self.service = service
         self.db = service.db
@@ -171,7 +171,8 @@ class Deliverer:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.lease = int(timeout * SECOND) + LEASE_MARGIN
-        self._jitter = jitter
+        # A generator of its own: this thread must not move the random module's shared state.
+        self._jitter = jitter or random.Random().random  # noqa: S311 - a delay, not a secret
         self._jobs: queue.SimpleQueue[Optional[tuple[_Claimed, Future[Attempt]]]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy = 0
