@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -49,6 +50,8 @@ from agenitry.langgraph import Gate, GatedToolNode
 
 VENUE = "nobo-downtown"
 AGENT = "voice-agent"
+#: How long the gateway gets to finish its requests after Ctrl-C.
+GRACE = 10
 SYSTEM = (
     "You are the voice agent of Nobo Downtown, a sushi restaurant. Take orders with order_food "
     "(total in USD) and refunds with issue_refund. If a tool says you are not authorized, tell the guest why."
@@ -223,6 +226,8 @@ def serve(database: str, port: int, waiting: str) -> None:
     """Serve the database over HTTP until Ctrl-C, with the owner's console open to a newcomer:
     an admin key to sign in with, and the request ``waiting`` for the owner."""
     admin_key = _console_key(database)
+    # Ctrl-C stops it even when started by a program that ignores Ctrl-C (a background job of a script does).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     command = [sys.executable, "-m", "agenitry.gateway.cli", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "warning"], stdout=subprocess.DEVNULL)
     try:
@@ -239,7 +244,11 @@ def serve(database: str, port: int, waiting: str) -> None:
         print("\nStopping the gateway.")
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=GRACE)
+        except subprocess.TimeoutExpired:  # requests still running after the grace: stop it hard
+            server.kill()
+            server.wait()
 
 
 def _console_key(database: str) -> str:

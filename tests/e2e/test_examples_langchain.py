@@ -60,6 +60,7 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: a timeout below stops its gateway too
     )
     lines: list[str] = []
     try:
@@ -79,9 +80,9 @@ def test_the_restaurant_demo_then_the_gateway_keeps_serving(repo_root: Path, tmp
         try:
             rest, _ = demo.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            demo.kill()  # never leave it running into the next test
-            demo.communicate()
-            raise
+            os.killpg(demo.pid, signal.SIGKILL)  # never leave it (or its gateway) running into the next test
+            rest, errors = demo.communicate()
+            raise AssertionError(f"the demo did not stop on Ctrl-C:\n{rest}\n{errors}") from None
     assert demo.returncode == 0
     assert "Stopping the gateway." in rest
 

@@ -28,6 +28,7 @@ from agenitry.gateway.service.access import ROLES, Principal
 from agenitry.gateway.service.audit import AuditTrail, redact, redacted_keys
 from agenitry.gateway.service.checkpoints import Checkpointer, origin_prefix
 from agenitry.gateway.service.events import NewEvent, admin_event
+from agenitry.gateway.service.group_commit import GroupCommit
 from agenitry.gateway.service.key_cache import DEFAULT_SIZE, KeyCache
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.records import Values
@@ -131,6 +132,7 @@ class Gateway:
         )
         self.audit = AuditTrail(self.db, self.checkpointer, self._venue_tx, clock)
         self.webhooks = WebhookService(self.db, self._transact, clock=clock, public_url=self.public_url)
+        self.commits = GroupCommit(self._venue_tx, wait_s=database.busy_timeout_s)
 
     def migrate(self) -> None:
         self.db.migrate()
@@ -162,12 +164,14 @@ class Gateway:
         shown_once: Optional[str] = None,
         replay: Optional[Callable[[Tx, dict[str, Any]], dict[str, Any]]] = None,
     ) -> Outcome:
-        """Run ``work`` in the venue's transaction, once per Idempotency-Key.
+        """Run ``work`` in the venue's transaction, once per Idempotency-Key, batched with
+        the venue's concurrent writes (:mod:`~agenitry.gateway.service.group_commit`).
 
         The answer's field ``shown_once`` is stored as null (only its digest is kept), so a
         repeat gets the stored answer through ``replay``, which may issue the secret anew.
         """
-        with self._venue_tx(principal.venue_id) as tx:
+
+        def once(tx: Tx) -> Outcome:
             self.keys.confirm(tx.conn, tx.venue, principal)
             if idempotency is not None:
                 stored = tx.conn.execute(
@@ -194,6 +198,8 @@ class Gateway:
                     },
                 )
             return Outcome(body)
+
+        return self.commits.run(principal.venue_id, once)
 
     @contextmanager
     def _read(self, venue_id: str) -> Iterator[Connection]:
@@ -312,6 +318,7 @@ class Gateway:
                 tx.conn.execute(
                     update(venues).where(venues.c.id == tx.venue_id).values(keys_version=venues.c.keys_version + 1)
                 )
+                tx.venue_changed()
                 tx.log(admin_event("key.revoked", principal, row.agent_id, {"key_id": key_id}))
             revoked = tx.conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
             return records.api_key(revoked)

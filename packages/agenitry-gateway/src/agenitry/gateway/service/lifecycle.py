@@ -27,7 +27,7 @@ from agenitry.gateway.service import events, inputs, ledger
 from agenitry.gateway.service.events import NewEvent
 from agenitry.gateway.service.policy import Decision, Policy, evaluate, windows_limited
 from agenitry.gateway.service.records import Values
-from agenitry.gateway.store.schema import authorizations, policies
+from agenitry.gateway.store.schema import authorizations, policies, venues
 
 #: The one actor that is no key: expiry.
 SYSTEM = "system"
@@ -49,6 +49,7 @@ _IS_DUE = (
 _ANY_DUE = select(authorizations.c.id).where(*_IS_DUE).limit(1)
 _DUE = select(authorizations).where(*_IS_DUE).order_by(authorizations.c.expires_at, authorizations.c.id)
 _INSERT = authorizations.insert()
+_VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
 #: Every column of an authorization, unset: what a new row holds beyond the values written.
 _UNSET = dict.fromkeys(authorizations.c.keys())
 
@@ -70,6 +71,11 @@ class Tx:
         rows = events.append(self.conn, self.venue_id, self.now, batch)
         self.appended.extend(rows)
         return rows
+
+    def venue_changed(self) -> None:
+        """Read the venue's row again after a write to it (its keys version, its webhooks),
+        so that what follows in this transaction sees it (a batch's later writes do)."""
+        self.venue = self.conn.execute(_VENUE, {"venue_id": self.venue_id}).one()
 
 
 def covering_policies(conn: Connection, venue_id: str, agent_id: str) -> list[Policy]:

@@ -429,6 +429,7 @@ def _endpoint(conn: Connection, venue_id: str, endpoint_id: str) -> Any:
 
 def _count_endpoints(tx: Tx, change: int) -> None:
     tx.conn.execute(update(venues).where(venues.c.id == tx.venue_id).values(webhooks=venues.c.webhooks + change))
+    tx.venue_changed()
 
 
 def _attempts(conn: Connection, message_ids: Sequence[str]) -> dict[str, list[Any]]:
