@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -24,6 +25,7 @@ from typer.testing import CliRunner
 
 from agenitry import Agenitry, EventsDroppedWarning
 from agenitry._config import resolve_spool_dir
+from agenitry._delivery import SPOOL_READ
 from agenitry.gateway import Database, ManualClock
 from agenitry.gateway._clock import HOUR, iso, system_clock
 from agenitry.gateway.cli import app
@@ -33,6 +35,8 @@ from support.processes import python_script, run_script
 from support.venues import Venue
 
 StoredIds = Callable[..., list[str]]
+#: However slow the machine, a flush of a few thousand events is over by then.
+BOUND = 60.0
 
 #: Logs argv[5] events (context {"writer": argv[6], "n": n}), prints each one's id and the
 #: times (UTC, ms) just before and just after its log() call, exits without close().
@@ -208,6 +212,23 @@ def test_two_processes_replaying_one_spool_at_once_deliver_each_event_once(
     for ids in writers.values():
         assert [id_ for id_ in stored if id_ in set(ids)] == ids, "each writer's order holds"
     assert segments(spool) == []
+
+
+def test_a_flush_without_a_timeout_ends_when_a_spool_file_read_to_its_last_line_is_sent(
+    venue: Venue, free_port: int, gateway_on_port: Callable[[int], Any], stored_ids: StoredIds, tmp_path: Path
+) -> None:
+    # A file of exactly one read: the worker learns it is finished by a read that finds
+    # nothing more, after its events were sent; the flush waiting for it must hear that.
+    base, spool = f"http://127.0.0.1:{free_port}", tmp_path / "spool"
+    ids = log_and_exit(base, venue, spool, SPOOL_READ)
+    gateway_on_port(free_port)
+    flushed: list[bool] = []
+    with Agenitry(venue.admin_key, venue.id, base_url=base, spool_dir=spool) as client:
+        flusher = threading.Thread(target=lambda: flushed.append(client.flush()), daemon=True)
+        flusher.start()
+        flusher.join(BOUND)
+        assert flushed == [True], "flush() never returned though everything was sent"
+    assert stored_ids(venue.id, "order_captured") == ids
 
 
 def test_a_full_spool_drops_with_a_warning_and_a_count_never_silently(

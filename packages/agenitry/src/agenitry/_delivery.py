@@ -299,6 +299,9 @@ class Delivery:
                 if source:
                     break
                 self._worker_idle = True
+                # Nothing is left to send: a flush waiting for that must hear it (reading the
+                # spool's last, already sent, file to its end changes what it waits for).
+                self._cond.notify_all()
                 try:
                     self._cond.wait()
                 finally:
