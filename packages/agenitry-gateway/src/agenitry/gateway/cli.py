@@ -526,6 +526,28 @@ def log_checkpoint(venue: Venue, db: Db = None, signing_key: SigningKeyOption = 
         raise _fail(exc) from None
 
 
+@app.command(
+    "mcp",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def mcp(context: typer.Context) -> None:
+    """Agenitry over MCP: `agenitry mcp serve` (the venue's tools), `agenitry mcp proxy --config FILE`."""
+    try:
+        from agenitry.mcp import main as mcp_main
+    except ImportError:
+        # The gateway does not depend on the MCP SDK: say how to get it, in one sentence.
+        raise problem(
+            "agenitry mcp needs the agenitry-mcp package: pip install 'agenitry[mcp]'"
+            " (from a checkout: pip install ./packages/agenitry-mcp)"
+        ) from None
+    args = list(context.args)
+    given = invocation()
+    if given.db_typed and given.db and args and "--db" not in args:
+        args += ["--db", given.db]  # `agenitry --db X mcp serve` runs embedded on X, as other commands do
+    raise typer.Exit(code=mcp_main(args))
+
+
 def main() -> None:
     app()
 
