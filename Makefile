@@ -42,7 +42,7 @@ browser:
 
 # Every benchmark, each printing its figures beside a baseline from the same run and the
 # targets of docs/performance.md (about 11-14 minutes; BENCH_ARGS=--quick for a short run).
-BENCHES := decision growth rate http scaleout client log
+BENCHES := decision batch growth rate http scaleout client log
 bench: $(STAMP)
 	@for name in $(BENCHES); do \
 		echo; echo "== bench/bench_$$name.py $(BENCH_ARGS)"; \
