@@ -27,15 +27,30 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def _authenticate(request: Request, authorization: Optional[str]) -> Principal:
-    """The key presented as ``Bearer ag_...``, once it has a token left in its rate limit."""
+def _bearer(authorization: Optional[str]) -> str:
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthenticated()
+    return secret.strip()
+
+
+def _authenticate(request: Request, authorization: Optional[str]) -> Principal:
+    """The key presented as ``Bearer ag_...``, once it has a token left in its rate limit."""
     gateway: Gateway = request.app.state.gateway
-    principal = gateway.authenticate(secret.strip(), cached=True)
+    principal = gateway.authenticate(_bearer(authorization), cached=True)
     limit_key(request, principal.key_id)
     return principal
+
+
+async def _key(request: Request, authorization: Optional[str]) -> Principal:
+    """:func:`_authenticate`, on the event loop when the key cache holds the key (memory
+    only), else in the thread pool (a read of the database)."""
+    gateway: Gateway = request.app.state.gateway
+    known = gateway.keys.lookup(_bearer(authorization), gateway.clock())
+    if known is None:
+        return await run_in_threadpool(_authenticate, request, authorization)
+    limit_key(request, known.key_id)
+    return known
 
 
 async def current_key(
@@ -45,7 +60,7 @@ async def current_key(
     checked = getattr(request.state, "principal", None)
     if isinstance(checked, Principal):
         return checked
-    return await run_in_threadpool(_authenticate, request, authorization)
+    return await _key(request, authorization)
 
 
 CurrentKey = Annotated[Principal, Depends(current_key)]
@@ -66,7 +81,7 @@ class KeyedRoute(APIRoute):
         async def keyed(request: Request) -> Response:
             if current_key not in request.app.dependency_overrides:
                 authorization = request.headers.get("authorization")
-                request.state.principal = await run_in_threadpool(_authenticate, request, authorization)
+                request.state.principal = await _key(request, authorization)
             return await handle(request)
 
         return keyed

@@ -25,12 +25,15 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, bindparam, select
 
+from agenitry.gateway._ids import digest
 from agenitry.gateway.errors import Unauthenticated
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.store.schema import api_keys
 
 #: Entries kept at most: about 400 bytes each.
 DEFAULT_SIZE = 10_000
+#: No key is longer: a longer secret is refused before it is hashed.
+MAX_SECRET = 200
 # Built once: it runs on a write after any revocation in its venue.
 _KEY_REVOKED = select(api_keys.c.revoked_at).where(api_keys.c.id == bindparam("key_id"))
 
@@ -72,6 +75,15 @@ class KeyCache:
                 return None
             self._entries.move_to_end(key_digest)
             return principal
+
+    def lookup(self, secret: str, now: int) -> Optional[Principal]:
+        """:meth:`get` for a presented secret: None for one not held (or not a key at all).
+
+        Memory only, so it may run on the event loop; a miss goes to ``Gateway.authenticate``.
+        """
+        if not secret.startswith("ag_") or len(secret) > MAX_SECRET:
+            return None
+        return self.get(digest(secret), now)
 
     def put(self, key_digest: str, principal: Principal, now: int, epoch: int) -> None:
         """Keep a key found valid by a look-up that began at ``epoch`` (:attr:`epoch` then).
