@@ -40,7 +40,8 @@ def main() -> int:
             try:
                 batched = Gateway(database)
                 alone = Gateway(database)
-                alone.commits = GroupCommit(alone._venue_tx, wait_s=database.busy_timeout_s, max_batch=1)
+                alone.transactions.commits = GroupCommit(alone._venue_tx, wait_s=database.busy_timeout_s, max_batch=1)
+                alone.commits = alone.transactions.commits
                 _, agent, _ = venue_with_agent(batched)
                 for threads in THREADS:
                     before = (batched.commits.batches, batched.commits.writes)

@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select
 from agenitry.gateway import Database, Gateway, ManualClock, Principal, create_app
 from agenitry.gateway._clock import SECOND
 from agenitry.gateway.errors import Unauthenticated
-from agenitry.gateway.service import gateway as gateway_module
+from agenitry.gateway.service import keys as keys_module
 from agenitry.gateway.service.gateway import Idempotency
 from agenitry.gateway.service.key_cache import KeyCache
 from agenitry.gateway.store.schema import authorizations, events
@@ -152,7 +152,7 @@ def test_a_key_created_after_a_miss_works_at_once(
         with pytest.raises(Unauthenticated):
             other.authenticate("ag_" + secrets.token_urlsafe(32), cached=True)
     assert len(other.keys) == held  # unknown keys take no room
-    monkeypatch.setattr(gateway_module, "new_api_key", lambda: secret)
+    monkeypatch.setattr(keys_module, "new_api_key", lambda: secret)
     record, shown = venue.gateway.create_key(venue.admin, role="agent", agent_id=AGENT)
     assert shown == secret
     assert other.authenticate(secret, cached=True).key_id == record["id"]

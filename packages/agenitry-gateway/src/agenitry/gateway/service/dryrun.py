@@ -36,11 +36,13 @@ from agenitry.gateway._clock import DAY, iso
 from agenitry.gateway._money import display
 from agenitry.gateway.service import inputs
 from agenitry.gateway.service.access import Principal
-from agenitry.gateway.service.gateway import Gateway, _require_named_venue, _venue_currency
+from agenitry.gateway.service.bodies import require_named_venue
+from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.service.ledger import VENUE_SCOPE
 from agenitry.gateway.service.lifecycle import EXPIRING
 from agenitry.gateway.service.policy import MONTHLY_WINDOW, WINDOW_CHECKS, Decision, Policy, evaluate
 from agenitry.gateway.service.spend import amounts, checked_days
+from agenitry.gateway.service.venues import venue_currency
 from agenitry.gateway.store.schema import authorizations, events, policies
 
 #: The most changed requests an answer lists (``changed_total`` counts them all).
@@ -93,13 +95,13 @@ def dry_run(gateway: Gateway, principal: Principal, changes: dict[str, Any], *, 
     >>> answer["current"], answer["proposed"]  # doctest: +SKIP
     ({'approved': 7, 'pending': 1, 'denied': 0}, {'approved': 5, 'pending': 1, 'denied': 2})
     """
-    _require_named_venue(principal, changes)
+    require_named_venue(principal, changes)
     principal.require_admin("change a policy")
     days = checked_days(days)
     now = gateway.clock()
     start = now - days * DAY
     with gateway.db.read() as conn:
-        currency = _venue_currency(conn, principal.venue_id)
+        currency = venue_currency(conn, principal.venue_id)
         agent_id, sent = inputs.policy_change(changes, currency)
         rows = conn.execute(select(policies).where(policies.c.venue_id == principal.venue_id)).all()
         requests = conn.execute(

@@ -24,11 +24,12 @@ from agenitry.gateway._clock import DAY, iso, start_of_utc_day
 from agenitry.gateway._money import display
 from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service.access import Principal
-from agenitry.gateway.service.gateway import Gateway, _venue_currency
+from agenitry.gateway.service.gateway import Gateway
 from agenitry.gateway.service.inputs import POLICY_LIMITS
 from agenitry.gateway.service.ledger import VENUE_SCOPE
 from agenitry.gateway.service.lifecycle import EXPIRING
 from agenitry.gateway.service.policy import WINDOW_CHECKS, Policy
+from agenitry.gateway.service.venues import venue_currency
 from agenitry.gateway.store.schema import authorizations, policies
 from agenitry.gateway.store.sums import joined, split_sum
 
@@ -84,7 +85,7 @@ def spend_summary(gateway: Gateway, principal: Principal, *, days: int = 30) -> 
         for _field, length in WINDOWS.values():
             sums += split_sum(case((and_(counts, a.created_at >= now - length), a.hold), else_=0))
     with gateway.db.read() as conn:
-        currency = _venue_currency(conn, principal.venue_id)
+        currency = venue_currency(conn, principal.venue_id)
         groups = conn.execute(
             select(a.agent_id, day, *sums)
             .where(a.venue_id == principal.venue_id, a.created_at >= since)

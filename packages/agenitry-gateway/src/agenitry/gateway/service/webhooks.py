@@ -52,7 +52,7 @@ from agenitry.gateway.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from agenitry.gateway.service.gateway import Idempotency, Outcome
+    from agenitry.gateway.service.transactions import Idempotency, Outcome
 
 __all__ = [
     "EVENT_TYPES",

@@ -1,0 +1,164 @@
+"""The venue transaction every write of the service runs in, once per Idempotency-Key.
+
+Each write runs in one transaction on its venue (see :mod:`agenitry.gateway.store.database`),
+so a decision, its hold, its audit event, its webhooks and its idempotency record commit
+together or not at all. A read first applies the expiry that is due, so no answer shows an
+authorization alive past its ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import Connection, bindparam, select
+
+from agenitry import canonical_json
+from agenitry.gateway._clock import DAY, Clock
+from agenitry.gateway.errors import Unprocessable
+from agenitry.gateway.service import inputs, lifecycle
+from agenitry.gateway.service.access import Principal
+from agenitry.gateway.service.checkpoints import Checkpointer
+from agenitry.gateway.service.group_commit import GroupCommit
+from agenitry.gateway.service.key_cache import KeyCache
+from agenitry.gateway.service.lifecycle import Tx
+from agenitry.gateway.service.webhooks import WebhookService
+from agenitry.gateway.store.database import Database
+from agenitry.gateway.store.schema import idempotency_keys
+
+#: Idempotency records are kept at least this long (the protocol promises 24 hours).
+IDEMPOTENCY_TTL = 2 * DAY
+# Built once, as it runs on every write with an Idempotency-Key: building it cost more than running it.
+_STORED_ANSWER = select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
+    idempotency_keys.c.venue_id == bindparam("venue_id"), idempotency_keys.c.key == bindparam("key")
+)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A caller's Idempotency-Key and the fingerprint of the request it came with."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str, principal: Principal, method: str, path: str, body: Any) -> Idempotency:
+        if not key or len(key) > 255:
+            raise Unprocessable("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
+        request = {"key": principal.key_id, "method": method, "path": path, "body": body}
+        try:
+            return cls(key, hashlib.sha256(canonical_json(request)).hexdigest())
+        except UnicodeEncodeError:
+            # An unpaired surrogate (a JSON "\ud800" escape) is no text and has no UTF-8 form.
+            raise Unprocessable(f"The request {inputs.UNSTORABLE}", code="invalid_text") from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write answered; ``replayed`` when it is the stored answer of a repeat."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Transactions:
+    """The venue transaction, the idempotent write and the read after due expiry, shared
+    by every part of the service.
+
+    It owns the webhooks and the group commit: a decision's webhooks are queued in its
+    transaction, and every write of a venue goes through that venue's group commit.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock,
+        keys: KeyCache,
+        checkpointer: Checkpointer,
+        public_url: str,
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.keys = keys
+        self.checkpointer = checkpointer
+        self.webhooks = WebhookService(database, self.transact, clock=clock, public_url=public_url)
+        self.commits = GroupCommit(self.venue_tx, wait_s=database.busy_timeout_s)
+
+    @contextmanager
+    def venue_tx(self, venue_id: str) -> Iterator[Tx]:
+        queued = 0
+        with self.db.write() as conn:
+            venue = self.db.lock_venue(conn, venue_id)
+            tx = Tx(conn, venue, self.clock())
+            lifecycle.expire_due(tx)
+            yield tx
+            if tx.appended:
+                size = tx.appended[-1]["sequence"] + 1
+                self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)
+                # The webhooks of what was decided commit with the decision, or not at all.
+                queued = self.webhooks.enqueue(tx)
+        if queued:
+            self.webhooks.wake()
+
+    def transact(
+        self,
+        principal: Principal,
+        idempotency: Optional[Idempotency],
+        work: Callable[[Tx], dict[str, Any]],
+        *,
+        shown_once: Optional[str] = None,
+        replay: Optional[Callable[[Tx, dict[str, Any]], dict[str, Any]]] = None,
+    ) -> Outcome:
+        """Run ``work`` in the venue's transaction, once per Idempotency-Key, batched with
+        the venue's concurrent writes (:mod:`~agenitry.gateway.service.group_commit`).
+
+        The answer's field ``shown_once`` is stored as null (only its digest is kept), so a
+        repeat gets the stored answer through ``replay``, which may issue the secret anew.
+        """
+
+        def once(tx: Tx) -> Outcome:
+            self.keys.confirm(tx.conn, tx.venue, principal)
+            if idempotency is not None:
+                stored = tx.conn.execute(
+                    _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key}
+                ).first()
+                if stored is not None:
+                    if stored.fingerprint != idempotency.fingerprint:
+                        raise Unprocessable(
+                            "This Idempotency-Key was already used with a different request",
+                            code="idempotency_key_reused",
+                        )
+                    answered = json.loads(stored.body)
+                    return Outcome(replay(tx, answered) if replay else answered, replayed=True)
+            body = work(tx)
+            if idempotency is not None:
+                tx.conn.execute(
+                    idempotency_keys.insert(),
+                    {
+                        "venue_id": principal.venue_id,
+                        "key": idempotency.key,
+                        "fingerprint": idempotency.fingerprint,
+                        "body": json.dumps({**body, shown_once: None} if shown_once else body, ensure_ascii=False),
+                        "created_at": tx.now,
+                    },
+                )
+            return Outcome(body)
+
+        return self.commits.run(principal.venue_id, once)
+
+    @contextmanager
+    def read(self, venue_id: str) -> Iterator[Connection]:
+        """A read of one venue, after any expiry that is due has been applied."""
+        now = self.clock()
+        with self.db.read() as conn:
+            due = lifecycle.any_due(conn, venue_id, now)
+        if due:
+            with self.venue_tx(venue_id):
+                pass
+        with self.db.read() as conn:
+            yield conn
