@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, type_coerce, update
+from sqlalchemy import Connection, and_, case, exists, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,21 +20,12 @@ from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import log
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.records import Values
-from agenitry.gateway.store.schema import events, venues
+from agenitry.gateway.store.schema import events
 
 #: Bumped only with a migration that keeps old entries verifiable.
 ENTRY_VERSION = 1
 #: The agent id of an owner's entry that concerns no one agent (a venue-wide policy, say).
 ALL_AGENTS = "*"
-
-# Built once, as every append runs them: the first reserves the batch's sequence numbers.
-_RESERVE = (
-    update(venues)
-    .where(venues.c.id == bindparam("venue_id"))
-    .values(event_count=venues.c.event_count + bindparam("count"))
-    .returning(venues.c.event_count)
-)
-_INSERT = events.insert()
 
 
 @dataclass(frozen=True)
@@ -122,13 +113,13 @@ def entry(row: Any) -> dict[str, Any]:
     return fields
 
 
-def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent]) -> list[dict[str, Any]]:
-    """Append events in order; returns the stored rows. The caller holds the venue's lock."""
-    if not batch:
-        return []
-    count = conn.execute(_RESERVE, {"venue_id": venue_id, "count": len(batch)}).scalar_one()
-    first = count - len(batch)
-    rows = []
+def prepare(
+    conn: Connection, venue_id: str, now: int, first: int, batch: Sequence[NewEvent]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of ``batch`` appended in order at sequence ``first`` on, and the Merkle
+    nodes they complete (reading the stored siblings they merge with): what an append
+    writes. The caller holds the venue's lock, and writes both in its transaction."""
+    rows: list[dict[str, Any]] = []
     for offset, new in enumerate(batch):
         row = {
             "venue_id": venue_id,
@@ -149,10 +140,9 @@ def append(conn: Connection, venue_id: str, now: int, batch: Sequence[NewEvent])
         }
         row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
         rows.append(row)
-    conn.execute(_INSERT, rows)
     # The Merkle tree grows in the same transaction: no event is ever outside the log.
-    log.append_leaves(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows])
-    return rows
+    nodes = log.new_nodes(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows])
+    return rows, nodes
 
 
 def find(conn: Connection, venue_id: str, ids: Sequence[str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from agenitry.gateway.errors import StorageBusy
 from agenitry.gateway.service.lifecycle import Tx
+from agenitry.gateway.service.writes import Writes
 
 _T = TypeVar("_T")
 
@@ -183,12 +184,15 @@ def _run_alone(tx: Tx, write: _Write[Any]) -> None:
     savepoint = tx.conn.begin_nested()
     try:
         write.result = write.work(tx)
+        if tx.writes:  # the next write of the batch must see all of this one
+            tx.writes.flush(tx.conn, tx.venue_id)
     except Exception as exc:
         if _storage_failed(exc):
             raise  # the transaction itself is lost: every write of the batch fails
         savepoint.rollback()
         del tx.appended[appended:]
         tx.venue = venue
+        tx.writes = Writes()  # what it left unsent goes with it
         write.error = exc
     else:
         savepoint.commit()

@@ -27,7 +27,9 @@ from agenitry.gateway.service import events, inputs, ledger
 from agenitry.gateway.service.events import NewEvent
 from agenitry.gateway.service.policy import Decision, Policy, evaluate, windows_limited
 from agenitry.gateway.service.records import Values
-from agenitry.gateway.store.schema import authorizations, policies, venues
+from agenitry.gateway.service.writes import Writes
+from agenitry.gateway.store.schema import authorizations, log_nodes, policies, venues
+from agenitry.gateway.store.schema import events as events_table
 
 #: The one actor that is no key: expiry.
 SYSTEM = "system"
@@ -48,7 +50,6 @@ _IS_DUE = (
 )
 _ANY_DUE = select(authorizations.c.id).where(*_IS_DUE).limit(1)
 _DUE = select(authorizations).where(*_IS_DUE).order_by(authorizations.c.expires_at, authorizations.c.id)
-_INSERT = authorizations.insert()
 _VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
 #: Every column of an authorization, unset: what a new row holds beyond the values written.
 _UNSET = dict.fromkeys(authorizations.c.keys())
@@ -56,19 +57,37 @@ _UNSET = dict.fromkeys(authorizations.c.keys())
 
 @dataclass
 class Tx:
-    """One write transaction on one venue, at one instant."""
+    """One write transaction on one venue, at one instant.
+
+    ``venue`` is the venue's row as read under its lock: its ``event_count`` is the first
+    sequence number this transaction appends at.
+    """
 
     conn: Connection
     venue: Any
     now: int
     appended: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows to write with the next event append (see :meth:`log`).
+    writes: Writes = field(default_factory=Writes)
+
+    def __post_init__(self) -> None:
+        self._first_sequence = int(self.venue.event_count)
 
     @property
     def venue_id(self) -> str:
         return str(self.venue.id)
 
     def log(self, *batch: NewEvent) -> list[dict[str, Any]]:
-        rows = events.append(self.conn, self.venue_id, self.now, batch)
+        """Append ``batch`` to the venue's log, writing with it the rows waiting in
+        :attr:`writes` (on PostgreSQL, all in one statement)."""
+        if not batch:
+            return []
+        first = self._first_sequence + len(self.appended)
+        rows, nodes = events.prepare(self.conn, self.venue_id, self.now, first, batch)
+        self.writes.insert(events_table, rows)
+        self.writes.insert(log_nodes, nodes)
+        self.writes.events += len(rows)
+        self.writes.flush(self.conn, self.venue_id)
         self.appended.extend(rows)
         return rows
 
@@ -276,8 +295,9 @@ def create(
         "requested_by": actor,
         "decided_by": "policy" if verdict.status != "pending" else None,
     }
-    tx.conn.execute(_INSERT, row)
     ledger.add_hold(tx.conn, tx.venue_id, agent_id, tx.now, hold)
+    # Written with its event, in one statement on PostgreSQL.
+    tx.writes.insert(authorizations, [row])
     # The row as stored, without reading back what was just written.
     stored = Values({**_UNSET, **row})
     tx.log(transition_event(stored, actor))

@@ -25,14 +25,21 @@ _INSERT_NODES = log_nodes.insert()
 
 
 def append_leaves(conn: Connection, venue_id: str, first: int, leaves: Sequence[bytes]) -> None:
-    """Add ``leaves`` at indices first, first+1, ...; the caller holds the venue's lock.
+    """Add ``leaves`` at indices first, first+1, ...; the caller holds the venue's lock."""
+    rows = new_nodes(conn, venue_id, first, leaves)
+    if rows:
+        conn.execute(_INSERT_NODES, rows)
+
+
+def new_nodes(conn: Connection, venue_id: str, first: int, leaves: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The rows of ``log_nodes`` that adding ``leaves`` at indices first, first+1, ... writes.
 
     A leaf completes the parent of every node it ends as a right child. Only the left
     siblings stored before ``first`` are read, not the whole frontier of the tree that a
     :class:`agenitry.transparency.CompactTree` starts from: the nodes written are the same.
     """
     if not leaves:
-        return
+        return []
     known = nodes(conn, venue_id, _stored_siblings(first, len(leaves)))
     rows = []
     for index, digest in enumerate(leaves, start=first):
@@ -44,7 +51,7 @@ def append_leaves(conn: Connection, venue_id: str, first: int, leaves: Sequence[
             level, index = level + 1, index // 2
             known[level, index] = digest
             rows.append({"venue_id": venue_id, "level": level, "node_index": index, "hash": digest})
-    conn.execute(_INSERT_NODES, rows)
+    return rows
 
 
 def _stored_siblings(first: int, count: int) -> list[Node]:

@@ -97,6 +97,8 @@ class Transactions:
             tx = Tx(conn, venue, self.clock())
             lifecycle.expire_due(tx)
             yield tx
+            if tx.writes:  # rows left waiting for an append that did not come
+                tx.writes.flush(conn, tx.venue_id)
             if tx.appended:
                 size = tx.appended[-1]["sequence"] + 1
                 self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)

@@ -1,0 +1,102 @@
+"""Rows a decision writes, sent to the database together.
+
+A decision's writes need no answer from the database: the authorization, its event, the
+Merkle nodes the event completes and the venue's event count are all known once the
+decision is made (the count from the venue's row, read under its lock). On PostgreSQL,
+where every statement is a round trip, they go as one statement: each insert a
+data-modifying CTE of the count's update, one round trip for all. Its text is made once
+per shape (tables and numbers of rows) and sent as is: through SQLAlchemy's compiler, a
+statement with rows in it is compiled anew on every call, which cost more than the round
+trips saved. Such sub-statements
+run on one snapshot and cannot see each other's rows; none of these reads another's,
+and the constraints between them (an event's authorization) are checked at the end of
+the statement, when all are written. On SQLite, where a statement costs no round trip,
+each is run on its own, built once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Executable, Table, bindparam, update
+
+from agenitry.gateway.store.schema import venues
+
+_COUNT = venues.c.event_count
+_ADD_EVENTS = update(venues).where(venues.c.id == bindparam("venue_id")).values(event_count=_COUNT + bindparam("count"))
+
+
+class Writes:
+    """Inserts (and events counted) waiting to be sent by :meth:`flush`."""
+
+    __slots__ = ("_inserts", "events")
+
+    def __init__(self) -> None:
+        self._inserts: list[tuple[Table, list[dict[str, Any]]]] = []
+        #: Events among the inserts: the venue's event count grows by as many.
+        self.events = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._inserts or self.events)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._inserts.append((table, rows))
+
+    def flush(self, conn: Connection, venue_id: str) -> None:
+        """Send what waits, in the order it was added, and forget it."""
+        inserts, count = self._inserts, self.events
+        self._inserts, self.events = [], 0
+        if conn.dialect.name != "postgresql":
+            for table, rows in inserts:
+                conn.execute(_prebuilt(table), rows)
+            if count:
+                conn.execute(_ADD_EVENTS, {"venue_id": venue_id, "count": count})
+            return
+        if not inserts and not count:
+            return
+        from psycopg.types.json import Jsonb  # here: SQLite alone never needs psycopg
+
+        sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
+        params: dict[str, Any] = {"venue_id": venue_id, "count": count}
+        for k, (table, rows) in enumerate(inserts):
+            json = _json_columns(table)
+            for r, row in enumerate(rows):
+                for column, value in row.items():
+                    # As SQLAlchemy binds a JSON column: None too is JSON (its null), as every row before.
+                    params[f"w{k}_{r}_{column}"] = Jsonb(value) if column in json else value
+        conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(shape: tuple[tuple[Table, int, tuple[str, ...]], ...], count: bool) -> str:
+    """The one PostgreSQL statement of inserts of this shape (table, rows, columns) and the
+    count's update: built once per shape, sent as is (no SQL compiler per call)."""
+    statements = []
+    for k, (table, size, columns) in enumerate(shape):
+        rows = ", ".join("(" + ", ".join(f"%(w{k}_{r}_{column})s" for column in columns) + ")" for r in range(size))
+        # Names from the schema and the gateway's own rows; every value is a parameter.
+        statements.append(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {rows}")  # noqa: S608
+    if count:
+        statements.append("UPDATE venues SET event_count = event_count + %(count)s WHERE id = %(venue_id)s")
+    *ctes, main = statements
+    if not ctes:
+        return main
+    return "WITH " + ", ".join(f"write_{k} AS ({statement})" for k, statement in enumerate(ctes)) + " " + main
+
+
+@functools.lru_cache(maxsize=32)
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(column.name for column in table.columns if isinstance(column.type, JSON))
+
+
+_PREBUILT: dict[str, Executable] = {}
+
+
+def _prebuilt(table: Table) -> Executable:
+    # Building an insert costs more than running it on SQLite: one per table, kept.
+    statement = _PREBUILT.get(table.name)
+    if statement is None:
+        statement = _PREBUILT[table.name] = table.insert()
+    return statement
