@@ -162,6 +162,26 @@ async def test_the_proxy_over_streamable_http_in_front_of_a_server_over_http(
     assert sorted(a["status"] for a in authorizations(venue)) == ["executed", "pending"]
 
 
+async def test_serve_over_streamable_http_with_an_agent_key(venue: Venue, live: LiveServer, processes: Any) -> None:
+    venue.policy(**POLICY)
+    port = free_port()
+    server = processes(
+        *("-m", "agenitry.mcp", "serve", "--transport", "http", "--port", str(port), "--venue", venue.id),
+        AGENITRY_API_KEY=venue.agent_key(AGENT),
+        AGENITRY_BASE_URL=live.url,
+    )
+    await anyio.to_thread.run_sync(_wait_for_port, port, server)
+    async with MCPClient(f"http://127.0.0.1:{port}/mcp") as session:
+        tools = {tool.name for tool in (await session.list_tools()).tools}
+        approved = await session.call_tool("authorize", {"action": "purchase_order", "amount": 36})
+        refused = await session.call_tool("authorize", {"action": "purchase_order", "amount": True})
+        forbidden = await session.call_tool("set_policy", {"max_single_amount": 10_000})
+    assert "set_policy" not in tools and {"authorize", "execute", "log_event"} <= tools
+    assert approved.structured_content["status"] == "approved"
+    assert refused.is_error and forbidden.is_error
+    assert [a["amount"] for a in authorizations(venue)] == [36.0]
+
+
 async def test_serve_over_stdio_embedded_on_a_database(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path}/agenitry.db"
     command = StdioServerParameters(
