@@ -359,6 +359,18 @@ def test_another_venues_authorization_is_not_found(owner: Console, venue: Venue)
     assert theirs not in owner.get("/console", decided=theirs).text
 
 
+def test_a_malformed_console_address_is_answered_with_a_page(owner: Console, http: httpx.Client) -> None:
+    too_long = owner.get("/console/authorizations", agent_id="a" * 201)
+    missing = owner.get("/console/no-such-page")
+    for answer, status in ((too_long, 422), (missing, 404)):
+        assert answer.status_code == status
+        assert answer.headers["content-type"].startswith("text/html")
+    assert "agent_id" in only_text(too_long.text) and "200 characters" in only_text(too_long.text)
+    assert "No such route" in only_text(missing.text)
+    # The API keeps answering JSON.
+    assert http.get("/v1/no-such-route").json()["code"] == "not_found"
+
+
 # -- headers --------------------------------------------------------------------------------------------
 
 

@@ -8,14 +8,17 @@ the browser on (303), so a reload never takes it twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agenitry import AUTHORIZATION_STATUSES
 from agenitry.gateway._clock import DAY, SECOND
@@ -322,3 +325,25 @@ def install_refusals(app: Any) -> None:
         )
 
     app.add_exception_handler(auth.FormRefused, refused)
+
+    # A malformed address under /console (a filter too long, a page that does not exist) is
+    # answered with a page a person reads, saying what the API would say; elsewhere, JSON.
+    for kind in (RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _as_a_page(app.exception_handlers[kind]))
+
+
+def _as_a_page(answer_json: Callable[[Request, Exception], Any]) -> Callable[[Request, Exception], Any]:
+    async def answer(request: Request, exc: Exception) -> Response:
+        response: Response = await answer_json(request, exc)
+        if not request.url.path.startswith("/console") or request.method != "GET":
+            return response
+        refused = json.loads(bytes(response.body))
+        return await apage(
+            request,
+            "problem.html",
+            {"message": refused["error"], "code": refused["code"], "back": "/console"},
+            status_code=response.status_code,
+            headers={key: value for key, value in response.headers.items() if key.lower() == "retry-after"},
+        )
+
+    return answer
