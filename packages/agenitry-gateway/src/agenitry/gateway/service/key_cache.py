@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -36,6 +36,11 @@ DEFAULT_SIZE = 10_000
 MAX_SECRET = 200
 # Built once: it runs on a write after any revocation in its venue.
 _KEY_REVOKED = select(api_keys.c.revoked_at).where(api_keys.c.id == bindparam("key_id"))
+
+
+def well_formed(secret: Optional[str]) -> TypeGuard[str]:
+    """Whether ``secret`` could be a key at all (else it is refused before it is hashed)."""
+    return secret is not None and secret.startswith("ag_") and len(secret) <= MAX_SECRET
 
 
 class KeyCache:
@@ -81,9 +86,7 @@ class KeyCache:
 
         Memory only, so it may run on the event loop; a miss goes to ``Gateway.authenticate``.
         """
-        if not secret.startswith("ag_") or len(secret) > MAX_SECRET:
-            return None
-        return self.get(digest(secret), now)
+        return self.get(digest(secret), now) if well_formed(secret) else None
 
     def put(self, key_digest: str, principal: Principal, now: int, epoch: int) -> None:
         """Keep a key found valid by a look-up that began at ``epoch`` (:attr:`epoch` then).

@@ -12,6 +12,7 @@ from agenitry.gateway.errors import NotFound, Unauthenticated, Unprocessable
 from agenitry.gateway.service import inputs, records
 from agenitry.gateway.service.access import ROLES, Principal
 from agenitry.gateway.service.events import admin_event
+from agenitry.gateway.service.key_cache import well_formed
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.service.transactions import Idempotency, Outcome, Transactions
@@ -116,7 +117,7 @@ class ApiKeys:
         no transaction: a revocation on another instance reaches such a read only when the
         entry lapses, and a write always (:meth:`KeyCache.confirm`). Without it the key is read.
         """
-        if not secret or not secret.startswith("ag_") or len(secret) > 200:
+        if not well_formed(secret):
             raise Unauthenticated()
         key_digest = digest(secret)
         now = self.clock()
