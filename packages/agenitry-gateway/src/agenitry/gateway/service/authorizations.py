@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from agenitry import AUTHORIZATION_STATUSES
 from agenitry.gateway._clock import iso
-from agenitry.gateway.errors import NotFound, Unprocessable
+from agenitry.gateway.errors import Unprocessable
 from agenitry.gateway.service import inputs, lifecycle, records
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.bodies import given, require_named_venue
@@ -209,14 +209,7 @@ class Authorizations:
 
     def get_authorization(self, principal: Principal, authorization_id: str) -> dict[str, Any]:
         with self.transactions.read(principal.venue_id) as conn:
-            row = conn.execute(
-                select(authorizations).where(
-                    authorizations.c.id == authorization_id, authorizations.c.venue_id == principal.venue_id
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"Authorization '{authorization_id}' not found", code="authorization_not_found")
-        return records.authorization(row)
+            return records.authorization(lifecycle.find(conn, principal.venue_id, authorization_id))
 
     def list_authorizations(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from agenitry.gateway._money import display
 from agenitry.gateway.errors import NotFound
-from agenitry.gateway.service import records
+from agenitry.gateway.service import lifecycle, records
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.audit import redact, redacted_keys
 from agenitry.gateway.service.gateway import Gateway
@@ -71,13 +71,7 @@ def authorization(gateway: Gateway, principal: Principal, authorization_id: str)
     each with its verify link."""
     hidden = venue(gateway, principal)["redacted_keys"]
     with gateway._read(principal.venue_id) as conn:
-        row = conn.execute(
-            select(authorizations).where(
-                authorizations.c.id == authorization_id, authorizations.c.venue_id == principal.venue_id
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"Authorization '{authorization_id}' not found", code="authorization_not_found")
+        row = lifecycle.find(conn, principal.venue_id, authorization_id)
         entries = conn.execute(
             select(events)
             .where(events.c.venue_id == principal.venue_id, events.c.authorization_id == authorization_id)

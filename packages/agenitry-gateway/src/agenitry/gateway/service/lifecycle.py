@@ -151,8 +151,14 @@ def decide(
 
 
 def load(tx: Tx, authorization_id: str) -> Any:
-    row = tx.conn.execute(
-        select(authorizations).where(authorizations.c.id == authorization_id, authorizations.c.venue_id == tx.venue_id)
+    return find(tx.conn, tx.venue_id, authorization_id)
+
+
+def find(conn: Connection, venue_id: str, authorization_id: str) -> Any:
+    """The venue's authorization of that id; :class:`NotFound` when the venue has none
+    (another venue's is not found either)."""
+    row = conn.execute(
+        select(authorizations).where(authorizations.c.id == authorization_id, authorizations.c.venue_id == venue_id)
     ).first()
     if row is None:
         raise NotFound(f"Authorization '{authorization_id}' not found", code="authorization_not_found")
