@@ -14,9 +14,11 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, TextClause, select, text
+from sqlalchemy import Connection, select
 
 from agenitry.gateway.errors import Unprocessable
+from agenitry.gateway.store import driver
+from agenitry.gateway.store.driver import Sql
 from agenitry.gateway.store.schema import log_nodes
 from agenitry.transparency import Node, consistency_ranges, fold, inclusion_ranges, node_hash, subtrees
 
@@ -74,20 +76,21 @@ def nodes(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> dict[Node,
         return {}
     if conn.dialect.name == "postgresql":
         levels, indices = [level for level, _ in wanted], [index for _, index in wanted]
-        found = conn.execute(_UNNEST, {"venue": venue_id, "levels": levels, "indices": indices})
+        found = driver.run(conn, _UNNEST, {"venue": venue_id, "levels": levels, "indices": indices})
     else:
         params: dict[str, Any] = {"venue": venue_id}
         for k, (level, index) in enumerate(wanted):
             params[f"l{k}"], params[f"i{k}"] = level, index
-        found = conn.execute(_lookup(len(wanted)), params)
+        found = driver.run(conn, _lookup(len(wanted)), params)
     return {(level, index): bytes(digest) for level, index, digest in found}
 
 
-# One primary-key lookup a node, as plain SQL: SQLite scans all of a venue's nodes for a
-# row-value IN, and building an expression of 40 terms costs more than the query itself.
-# On PostgreSQL, OFFSET 0 keeps the lookup a subquery run once per wanted node: as a join,
-# the planner hashed every node of the venue (a scan that grows with its log).
-_UNNEST = text(
+# One primary-key lookup a node, as plain SQL on the driver (every append runs it): SQLite
+# scans all of a venue's nodes for a row-value IN, and building an expression of 40 terms
+# costs more than the query itself. On PostgreSQL, OFFSET 0 keeps the lookup a subquery
+# run once per wanted node: as a join, the planner hashed every node of the venue (a scan
+# that grows with its log).
+_UNNEST = Sql(
     "SELECT wanted.level, wanted.node_index, n.hash FROM unnest(CAST(:levels AS smallint[]),"
     " CAST(:indices AS bigint[])) AS wanted(level, node_index) CROSS JOIN LATERAL (SELECT hash FROM log_nodes"
     " WHERE venue_id = :venue AND level = wanted.level AND node_index = wanted.node_index OFFSET 0) AS n"
@@ -95,9 +98,9 @@ _UNNEST = text(
 
 
 @functools.lru_cache(maxsize=256)
-def _lookup(count: int) -> TextClause:
+def _lookup(count: int) -> Sql:
     terms = " OR ".join(f"(venue_id = :venue AND level = :l{k} AND node_index = :i{k})" for k in range(count))
-    return text(f"SELECT level, node_index, hash FROM log_nodes WHERE {terms}")  # noqa: S608 - no value in it
+    return Sql(f"SELECT level, node_index, hash FROM log_nodes WHERE {terms}")  # noqa: S608 - no value in it
 
 
 def _hashes_of(conn: Connection, venue_id: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from agenitry import canonical_json
 from agenitry.gateway._clock import DAY, Clock
@@ -27,14 +27,17 @@ from agenitry.gateway.service.group_commit import GroupCommit
 from agenitry.gateway.service.key_cache import KeyCache
 from agenitry.gateway.service.lifecycle import Tx
 from agenitry.gateway.service.webhooks import WebhookService
+from agenitry.gateway.store import driver
 from agenitry.gateway.store.database import Database
-from agenitry.gateway.store.schema import idempotency_keys
+from agenitry.gateway.store.driver import Sql
 
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
-# Built once, as it runs on every write with an Idempotency-Key: building it cost more than running it.
-_STORED_ANSWER = select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
-    idempotency_keys.c.venue_id == bindparam("venue_id"), idempotency_keys.c.key == bindparam("key")
+# Run on every write with an Idempotency-Key: plain SQL on the driver (:mod:`~agenitry.gateway.store.driver`).
+_STORED_ANSWER = Sql("SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key")
+_STORE_ANSWER = Sql(
+    "INSERT INTO idempotency_keys (venue_id, key, fingerprint, body, created_at)"
+    " VALUES (:venue_id, :key, :fingerprint, :body, :created_at)"
 )
 
 
@@ -126,21 +129,21 @@ class Transactions:
         def once(tx: Tx) -> Outcome:
             self.keys.confirm(tx.conn, tx.venue, principal)
             if idempotency is not None:
-                stored = tx.conn.execute(
-                    _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key}
-                ).first()
+                stored = driver.first(tx.conn, _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key})
                 if stored is not None:
-                    if stored.fingerprint != idempotency.fingerprint:
+                    fingerprint, stored_body = stored
+                    if fingerprint != idempotency.fingerprint:
                         raise Unprocessable(
                             "This Idempotency-Key was already used with a different request",
                             code="idempotency_key_reused",
                         )
-                    answered = json.loads(stored.body)
+                    answered = json.loads(stored_body)
                     return Outcome(replay(tx, answered) if replay else answered, replayed=True)
             body = work(tx)
             if idempotency is not None:
-                tx.conn.execute(
-                    idempotency_keys.insert(),
+                driver.run(
+                    tx.conn,
+                    _STORE_ANSWER,
                     {
                         "venue_id": principal.venue_id,
                         "key": idempotency.key,

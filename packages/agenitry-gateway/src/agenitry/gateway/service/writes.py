@@ -7,11 +7,11 @@ where every statement is a round trip, they go as one statement: each insert a
 data-modifying CTE of the count's update, one round trip for all. Its text is made once
 per shape (tables and numbers of rows) and sent as is: through SQLAlchemy's compiler, a
 statement with rows in it is compiled anew on every call, which cost more than the round
-trips saved. Such sub-statements
-run on one snapshot and cannot see each other's rows; none of these reads another's,
-and the constraints between them (an event's authorization) are checked at the end of
-the statement, when all are written. On SQLite, where a statement costs no round trip,
-each is run on its own, built once.
+trips saved. Such sub-statements run on one snapshot and cannot see each other's rows;
+none of these reads another's, and the constraints between them (an event's
+authorization) are checked at the end of the statement, when all are written. On SQLite,
+where a statement costs no round trip, each insert is run on its own, built once. Both
+run on the driver's cursor (:mod:`agenitry.gateway.store.driver`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Executable, Table, bindparam, update
+from sqlalchemy import JSON, Connection, Table
 
-from agenitry.gateway.store.schema import venues
+from agenitry.gateway.store import driver
+from agenitry.gateway.store.driver import Sql
 
-_COUNT = venues.c.event_count
-_ADD_EVENTS = update(venues).where(venues.c.id == bindparam("venue_id")).values(event_count=_COUNT + bindparam("count"))
+_ADD_EVENTS = Sql("UPDATE venues SET event_count = event_count + :count WHERE id = :venue_id")
 
 
 class Writes:
@@ -41,6 +41,7 @@ class Writes:
         return bool(self._inserts or self.events)
 
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Queue ``rows`` (every one with the same columns) for ``table``."""
         if rows:
             self._inserts.append((table, rows))
 
@@ -50,53 +51,57 @@ class Writes:
         self._inserts, self.events = [], 0
         if conn.dialect.name != "postgresql":
             for table, rows in inserts:
-                conn.execute(_prebuilt(table), rows)
+                columns = tuple(rows[0])
+                encoded = [_encoded(conn, table, row) for row in rows]
+                driver.run_many(conn, _insert(table, columns), encoded)
             if count:
-                conn.execute(_ADD_EVENTS, {"venue_id": venue_id, "count": count})
+                driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
             return
         if not inserts and not count:
             return
-        from psycopg.types.json import Jsonb  # here: SQLite alone never needs psycopg
-
         sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
         params: dict[str, Any] = {"venue_id": venue_id, "count": count}
         for k, (table, rows) in enumerate(inserts):
-            json = _json_columns(table)
-            for r, row in enumerate(rows):
-                for column, value in row.items():
-                    # As SQLAlchemy binds a JSON column: None too is JSON (its null), as every row before.
-                    params[f"w{k}_{r}_{column}"] = Jsonb(value) if column in json else value
-        conn.exec_driver_sql(sql, params)
+            for r, row in enumerate(_encoded(conn, table, row) for row in rows):
+                params.update((f"w{k}_{r}_{column}", value) for column, value in row.items())
+        driver.run(conn, sql, params)
+
+
+def _encoded(conn: Connection, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its JSON columns' values as SQLAlchemy would bind them (None too is JSON's null)."""
+    json = _json_columns(table)
+    if not json:
+        return row
+    return {
+        column: driver.json_encoder(conn, table.c[column])(value) if column in json else value
+        for column, value in row.items()
+    }
 
 
 @functools.lru_cache(maxsize=64)
-def _combined(shape: tuple[tuple[Table, int, tuple[str, ...]], ...], count: bool) -> str:
+def _insert(table: Table, columns: tuple[str, ...]) -> Sql:
+    # Names from the schema and the gateway's own rows; every value is a parameter.
+    names = ", ".join(columns)
+    return Sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(f':{c}' for c in columns)})")  # noqa: S608
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(shape: tuple[tuple[Table, int, tuple[str, ...]], ...], count: bool) -> Sql:
     """The one PostgreSQL statement of inserts of this shape (table, rows, columns) and the
     count's update: built once per shape, sent as is (no SQL compiler per call)."""
     statements = []
     for k, (table, size, columns) in enumerate(shape):
-        rows = ", ".join("(" + ", ".join(f"%(w{k}_{r}_{column})s" for column in columns) + ")" for r in range(size))
+        rows = ", ".join("(" + ", ".join(f":w{k}_{r}_{column}" for column in columns) + ")" for r in range(size))
         # Names from the schema and the gateway's own rows; every value is a parameter.
         statements.append(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {rows}")  # noqa: S608
     if count:
-        statements.append("UPDATE venues SET event_count = event_count + %(count)s WHERE id = %(venue_id)s")
+        statements.append(_ADD_EVENTS.text)
     *ctes, main = statements
     if not ctes:
-        return main
-    return "WITH " + ", ".join(f"write_{k} AS ({statement})" for k, statement in enumerate(ctes)) + " " + main
+        return Sql(main)
+    return Sql("WITH " + ", ".join(f"write_{k} AS ({statement})" for k, statement in enumerate(ctes)) + " " + main)
 
 
 @functools.lru_cache(maxsize=32)
 def _json_columns(table: Table) -> frozenset[str]:
     return frozenset(column.name for column in table.columns if isinstance(column.type, JSON))
-
-
-_PREBUILT: dict[str, Executable] = {}
-
-
-def _prebuilt(table: Table) -> Executable:
-    # Building an insert costs more than running it on SQLite: one per table, kept.
-    statement = _PREBUILT.get(table.name)
-    if statement is None:
-        statement = _PREBUILT[table.name] = table.insert()
-    return statement

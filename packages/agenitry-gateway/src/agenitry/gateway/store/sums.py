@@ -18,6 +18,10 @@ _LOW_BITS = 32
 _LOW_MASK = (1 << _LOW_BITS) - 1
 
 
+#: :func:`split_sum` in plain SQL, of the column or expression ``{column}``.
+SPLIT_SUM = f"coalesce(sum({{column}} >> {_LOW_BITS}), 0) AS high, coalesce(sum({{column}} & {_LOW_MASK}), 0) AS low"
+
+
 def split_sum(amount: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """The two parts of ``SUM(amount)`` (0 when no row), to be joined by :func:`joined`."""
     # Written into the SQL: PostgreSQL has no ``bigint >> bigint``, which a bound 32 would be.
