@@ -149,7 +149,8 @@ BUCKET_CEILING = 1 << 62
 _ADD_HOLD = Sql(
     f"INSERT INTO spend_buckets (venue_id, scope, width, start, amount) VALUES {_HOLD_ROWS}"  # noqa: S608 - no value in it
     " ON CONFLICT (venue_id, scope, width, start) DO UPDATE SET amount = spend_buckets.amount + excluded.amount"
-    " WHERE spend_buckets.amount <= :ceiling - excluded.amount"
+    " WHERE spend_buckets.amount <= :ceiling - excluded.amount",
+    prepared=True,
 )
 
 

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sqlalchemy import Connection, bindparam, literal, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from agenitry import DEFAULT_DIRECTIONS, SPENT_STATUSES, TRANSITIONS
 from agenitry.gateway._clock import SECOND, iso
@@ -41,9 +41,13 @@ OPPOSITE = {"inbound": "outbound", "outbound": "inbound", "internal": "internal"
 
 # The statements of every decision, built once with bound parameters: building one cost
 # several times what running it did.
-_COVERING = select(policies).where(
-    policies.c.venue_id == bindparam("venue_id"),
-    policies.c.scope.in_([literal(ledger.VENUE_SCOPE), bindparam("agent_id")]),
+# Every decision reads them: plain SQL on the driver, prepared on PostgreSQL (a look-up of
+# the unique (venue, scope)).
+_POLICY_ROWS = driver.Rows(policies)
+_COVERING = Sql(
+    f"SELECT {_POLICY_ROWS.columns} FROM policies"  # noqa: S608 - no value in it
+    f" WHERE venue_id = :venue_id AND scope IN ('{ledger.VENUE_SCOPE}', :agent_id)",
+    prepared=True,
 )
 _IS_DUE = (
     authorizations.c.venue_id == bindparam("venue_id"),
@@ -54,7 +58,9 @@ _IS_DUE = (
 _ANY_DUE = Sql(
     "SELECT 1 FROM authorizations"  # noqa: S608 - the statuses are the gateway's constants
     " WHERE venue_id = :venue_id"
-    f" AND status IN ({', '.join(repr(status) for status in EXPIRING)}) AND expires_at < :now LIMIT 1"
+    f" AND status IN ({', '.join(repr(status) for status in EXPIRING)}) AND expires_at < :now LIMIT 1",
+    # Prepared: the index on (venue, status, expires_at) serves every condition, whatever the data.
+    prepared=True,
 )
 _DUE = select(authorizations).where(*_IS_DUE).order_by(authorizations.c.expires_at, authorizations.c.id)
 _VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
@@ -106,7 +112,7 @@ class Tx:
 
 def covering_policies(conn: Connection, venue_id: str, agent_id: str) -> list[Policy]:
     """The venue-wide policy first, then the agent's, whichever exist."""
-    rows = conn.execute(_COVERING, {"venue_id": venue_id, "agent_id": agent_id}).all()
+    rows = _POLICY_ROWS.all(conn, driver.run(conn, _COVERING, {"venue_id": venue_id, "agent_id": agent_id}))
     return sorted((Policy.from_row(row) for row in rows), key=lambda p: p.scope != "")
 
 

@@ -93,7 +93,8 @@ def nodes(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> dict[Node,
 _UNNEST = Sql(
     "SELECT wanted.level, wanted.node_index, n.hash FROM unnest(CAST(:levels AS smallint[]),"
     " CAST(:indices AS bigint[])) AS wanted(level, node_index) CROSS JOIN LATERAL (SELECT hash FROM log_nodes"
-    " WHERE venue_id = :venue AND level = wanted.level AND node_index = wanted.node_index OFFSET 0) AS n"
+    " WHERE venue_id = :venue AND level = wanted.level AND node_index = wanted.node_index OFFSET 0) AS n",
+    prepared=True,
 )
 
 

@@ -34,10 +34,13 @@ from agenitry.gateway.store.driver import Sql
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
 # Run on every write with an Idempotency-Key: plain SQL on the driver (:mod:`~agenitry.gateway.store.driver`).
-_STORED_ANSWER = Sql("SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key")
+_STORED_ANSWER = Sql(
+    "SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key", prepared=True
+)
 _STORE_ANSWER = Sql(
     "INSERT INTO idempotency_keys (venue_id, key, fingerprint, body, created_at)"
-    " VALUES (:venue_id, :key, :fingerprint, :body, :created_at)"
+    " VALUES (:venue_id, :key, :fingerprint, :body, :created_at)",
+    prepared=True,
 )
 
 

@@ -98,8 +98,9 @@ def _combined(shape: tuple[tuple[Table, int, tuple[str, ...]], ...], count: bool
         statements.append(_ADD_EVENTS.text)
     *ctes, main = statements
     if not ctes:
-        return Sql(main)
-    return Sql("WITH " + ", ".join(f"write_{k} AS ({statement})" for k, statement in enumerate(ctes)) + " " + main)
+        return Sql(main, prepared=True)
+    combined = "WITH " + ", ".join(f"write_{k} AS ({statement})" for k, statement in enumerate(ctes)) + " " + main
+    return Sql(combined, prepared=True)
 
 
 @functools.lru_cache(maxsize=32)

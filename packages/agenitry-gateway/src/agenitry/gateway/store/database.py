@@ -27,12 +27,14 @@ from typing import Any, Optional, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Row, bindparam, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from agenitry.gateway.errors import NotFound, StorageBusy
+from agenitry.gateway.store import driver
+from agenitry.gateway.store.driver import Sql
 from agenitry.gateway.store.schema import venues
 
 logger = logging.getLogger("agenitry.gateway")
@@ -43,12 +45,16 @@ _WRITE = "agenitry_write"
 #: missing this much later is taken for silent.
 _SILENCE_MARGIN_S = 1.0
 _MIGRATION_LOCK = 0x4147_4E54  # any constant shared by every instance
-# Built once: every write starts with it, and building it cost more than running it.
-_VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
-_LOCKED_VENUE = {"postgresql": _VENUE.with_for_update(), "sqlite": _VENUE}
+# Every write starts with it: plain SQL on the driver (:mod:`~agenitry.gateway.store.driver`),
+# prepared on PostgreSQL (a primary-key look-up). SQLite's lock is the write transaction itself.
+_VENUE_ROWS = driver.Rows(venues)
+_VENUE = f"SELECT {_VENUE_ROWS.columns} FROM venues WHERE id = :venue_id"  # noqa: S608 - no value in it
+_LOCKED_VENUE = {"postgresql": Sql(f"{_VENUE} FOR UPDATE", prepared=True), "sqlite": Sql(_VENUE)}
 
 
 _T = TypeVar("_T")
+#: psycopg's prepare threshold: runs of one statement before it prepares it unasked.
+_NEVER_PREPARED = 1 << 62
 
 _SQLITE_WRITERS: dict[str, threading.Lock] = {}
 _SQLITE_WRITERS_LOCK = threading.Lock()
@@ -249,10 +255,13 @@ class Database:
             pool_size=pool_size,
             max_overflow=2 * pool_size,
             pool_timeout=busy_timeout_s,
-            # No server-side prepared statements: their generic plans, made once per
-            # connection (often on a young, empty table), ignore the venue and the
-            # times; one scanned a venue's 100,000 authorizations on every write.
-            connect_args={"connect_timeout": 5, "prepare_threshold": None},
+            # No statement prepared on the server for having run often: its generic plan,
+            # made once per connection (often on a young, empty table), ignores the venue
+            # and the times; one scanned a venue's 100,000 authorizations on every write.
+            # Only the decision path's key look-ups and inserts are, by name
+            # (:class:`~agenitry.gateway.store.driver.Sql`); psycopg prepares none while
+            # its threshold is None, hence a threshold never reached.
+            connect_args={"connect_timeout": 5, "prepare_threshold": _NEVER_PREPARED},
         )
         self._round_trips = _RoundTrips(busy_timeout_s + _SILENCE_MARGIN_S, engine.dialect.loaded_dbapi.Error)
         connect = _bounded_psycopg_connect(self._round_trips)
@@ -319,12 +328,12 @@ class Database:
                         outcome="unknown",
                     ) from exc
 
-    def lock_venue(self, conn: Connection, venue_id: str) -> Row[Any]:
+    def lock_venue(self, conn: Connection, venue_id: str) -> Any:
         """Read the venue's row and hold its lock until the transaction ends.
 
         Raises :class:`NotFound` when there is no such venue.
         """
-        row = conn.execute(_LOCKED_VENUE[self.dialect], {"venue_id": venue_id}).first()
+        row = _VENUE_ROWS.one(conn, driver.first(conn, _LOCKED_VENUE[self.dialect], {"venue_id": venue_id}))
         if row is None:
             raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
         return row
