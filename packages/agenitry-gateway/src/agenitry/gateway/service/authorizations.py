@@ -64,7 +64,7 @@ class Authorizations:
             )
             return records.decision(row)
 
-        return self.transactions.transact(principal, idempotency, work)
+        return self.transactions.transact(principal, idempotency, work, agent_id=agent_id)
 
     def _on_authorization(
         self,

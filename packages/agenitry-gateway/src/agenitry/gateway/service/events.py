@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -21,6 +21,7 @@ from agenitry.gateway.service import log
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.records import Values
 from agenitry.gateway.store.schema import events
+from agenitry.transparency import Node
 
 #: Bumped only with a migration that keeps old entries verifiable.
 ENTRY_VERSION = 1
@@ -114,11 +115,17 @@ def entry(row: Any) -> dict[str, Any]:
 
 
 def prepare(
-    conn: Connection, venue_id: str, now: int, first: int, batch: Sequence[NewEvent]
+    conn: Connection,
+    venue_id: str,
+    now: int,
+    first: int,
+    batch: Sequence[NewEvent],
+    siblings: Optional[Mapping[Node, bytes]] = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows of ``batch`` appended in order at sequence ``first`` on, and the Merkle
-    nodes they complete (reading the stored siblings they merge with): what an append
-    writes. The caller holds the venue's lock, and writes both in its transaction."""
+    nodes they complete (reading the stored siblings they merge with, unless ``siblings``
+    holds them): what an append writes. The caller holds the venue's lock, and writes both
+    in its transaction."""
     rows: list[dict[str, Any]] = []
     for offset, new in enumerate(batch):
         row = {
@@ -141,7 +148,7 @@ def prepare(
         row["leaf_hash"] = leaf_hash(canonical_json(entry(Values(row)))).hex()
         rows.append(row)
     # The Merkle tree grows in the same transaction: no event is ever outside the log.
-    nodes = log.new_nodes(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows])
+    nodes = log.new_nodes(conn, venue_id, first, [bytes.fromhex(row["leaf_hash"]) for row in rows], siblings)
     return rows, nodes
 
 

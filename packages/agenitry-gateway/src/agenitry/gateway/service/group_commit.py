@@ -32,7 +32,7 @@ from typing import Any, Generic, Optional, TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from agenitry.gateway.errors import StorageBusy
-from agenitry.gateway.service.lifecycle import Tx
+from agenitry.gateway.service.lifecycle import ReadAhead, Tx
 from agenitry.gateway.service.writes import Writes
 
 _T = TypeVar("_T")
@@ -45,10 +45,11 @@ MAX_BATCH = 64
 class _Write(Generic[_T]):
     """One caller's write, waiting in its venue's queue."""
 
-    __slots__ = ("_wake", "error", "finished", "leads", "result", "taken", "work")
+    __slots__ = ("_wake", "ahead", "error", "finished", "leads", "result", "taken", "work")
 
-    def __init__(self, work: Callable[[Tx], _T]) -> None:
+    def __init__(self, work: Callable[[Tx], _T], ahead: Optional[ReadAhead]) -> None:
         self.work = work
+        self.ahead = ahead
         self.result: Optional[_T] = None
         self.error: Optional[BaseException] = None
         self.taken = False  # in a batch that has begun: it will be answered
@@ -81,13 +82,14 @@ class _Venue:
 class GroupCommit:
     """Runs writes in their venue's transaction, batching the ones that arrive together.
 
-    ``transaction(venue_id)`` opens the venue's write transaction (locked, expiry applied)
-    and commits it on a normal exit.
+    ``transaction(venue_id, ahead)`` opens the venue's write transaction (locked, expiry
+    applied, ``ahead`` read with the lock for the batch's first write) and commits it on a
+    normal exit.
     """
 
     def __init__(
         self,
-        transaction: Callable[[str], AbstractContextManager[Tx]],
+        transaction: Callable[[str, Optional[ReadAhead]], AbstractContextManager[Tx]],
         *,
         wait_s: float,
         max_batch: int = MAX_BATCH,
@@ -107,9 +109,10 @@ class GroupCommit:
             venue = self._venues.get(venue_id)
             return len(venue.queue) if venue is not None else 0
 
-    def run(self, venue_id: str, work: Callable[[Tx], _T]) -> _T:
-        """``work(tx)`` in a transaction of the venue, committed before this returns."""
-        write = _Write(work)
+    def run(self, venue_id: str, work: Callable[[Tx], _T], ahead: Optional[ReadAhead] = None) -> _T:
+        """``work(tx)`` in a transaction of the venue, committed before this returns;
+        ``ahead``: what it reads first, read with the lock if it is the batch's first."""
+        write = _Write(work, ahead)
         with self._lock:
             venue = self._venues.get(venue_id)
             if venue is None:
@@ -158,12 +161,13 @@ class GroupCommit:
     def _run(self, venue_id: str, batch: list[_Write[Any]]) -> None:
         failed: Optional[BaseException] = None
         try:
-            with self._transaction(venue_id) as tx:
+            with self._transaction(venue_id, batch[0].ahead) as tx:
                 if len(batch) == 1:
                     batch[0].result = batch[0].work(tx)
                 else:
                     for write in batch:
                         _run_alone(tx, write)
+                        tx.ahead = None  # read for the first write: the next may see it changed
         except BaseException as exc:  # the batch's transaction is rolled back: no write of it happened
             failed = exc
         with self._lock:
@@ -193,6 +197,7 @@ def _run_alone(tx: Tx, write: _Write[Any]) -> None:
         del tx.appended[appended:]
         tx.venue = venue
         tx.writes = Writes()  # what it left unsent goes with it
+        tx.siblings = None
         write.error = exc
     else:
         savepoint.commit()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from sqlalchemy import Connection
 
@@ -96,6 +96,11 @@ def _ceil(ms: int, width: int) -> int:
 def held_in(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]]) -> list[int]:
     """For each ``(scope, start)``, the amount held by authorizations of ``scope``
     created at or after ``start``, read in one statement."""
+    return held_amounts(driver.run(conn, *held_read(conn, venue_id, windows)), len(windows))
+
+
+def held_read(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]]) -> tuple[Sql, dict[str, Any]]:
+    """The statement of :func:`held_in`, to send with others; its cursor goes to :func:`held_amounts`."""
     ranges: dict[str, list[Any]] = {"w": [], "scope": [], "width": [], "lo": [], "hi": []}
     edges: dict[str, list[Any]] = {"w": [], "scope": [], "lo": [], "hi": []}
     for k, (scope, start) in enumerate(windows):
@@ -111,18 +116,21 @@ def held_in(conn: Connection, venue_id: str, windows: Sequence[tuple[str, int]])
                 listed.append(value)
     values: dict[str, Any] = {"venue_id": venue_id}
     if conn.dialect.name == "postgresql":
-        statement = _HELD_POSTGRESQL
         values.update(ranges)
         values.update({f"edge_{column}": listed for column, listed in edges.items()})
-    else:
-        statement = _held_sqlite(tuple(scope != VENUE_SCOPE for scope, _ in windows))
-        for column, listed in ranges.items():
-            values.update({f"{column}_{n}": value for n, value in enumerate(listed)})
-        for column, listed in edges.items():
-            values.update({f"edge_{column}_{k}": value for k, value in enumerate(listed)})
-    high, low = [0] * len(windows), [0] * len(windows)
+        return _HELD_POSTGRESQL, values
+    for column, listed in ranges.items():
+        values.update({f"{column}_{n}": value for n, value in enumerate(listed)})
+    for column, listed in edges.items():
+        values.update({f"edge_{column}_{k}": value for k, value in enumerate(listed)})
+    return _held_sqlite(tuple(scope != VENUE_SCOPE for scope, _ in windows)), values
+
+
+def held_amounts(cursor: Any, windows: int) -> list[int]:
+    """Each window's amount from the rows of :func:`held_read`'s statement."""
+    high, low = [0] * windows, [0] * windows
     # Adding the parts' halves cannot overflow: Python's integers have no bound.
-    for window, part_high, part_low in driver.run(conn, statement, values):
+    for window, part_high, part_low in cursor:
         high[window] += int(part_high)
         low[window] += int(part_low)
     return [joined(h, lo) for h, lo in zip(high, low)]
@@ -160,14 +168,27 @@ def add_hold(conn: Connection, venue_id: str, agent_id: str, created_at: int, de
     Raises :class:`Conflict` (``ledger_capacity``) when a bucket would pass
     :data:`BUCKET_CEILING`; the caller's transaction then rolls back whole.
     """
+    change = hold_change(venue_id, agent_id, created_at, delta)
+    if change is not None:
+        check_hold(driver.run(conn, *change))
+
+
+def hold_change(venue_id: str, agent_id: str, created_at: int, delta: int) -> Optional[tuple[Sql, dict[str, Any]]]:
+    """The statement of :func:`add_hold`, to send with others (None when ``delta`` is 0);
+    its cursor goes to :func:`check_hold`."""
     if delta == 0:
-        return
+        return None
     values: dict[str, Any] = {"venue_id": venue_id, "amount": delta, "ceiling": BUCKET_CEILING}
     buckets = [(scope, width) for scope in (VENUE_SCOPE, agent_id) for width in WIDTHS]
     for k, (scope, width) in enumerate(buckets):
         values.update({f"scope_{k}": scope, f"width_{k}": width, f"start_{k}": created_at - created_at % width})
+    return _ADD_HOLD, values
+
+
+def check_hold(cursor: Any) -> None:
+    """Raise :class:`Conflict` if the guard refused a bucket of :func:`hold_change`'s statement."""
     # A row the guard refused is neither inserted nor updated, so it is missing from the count.
-    if driver.run(conn, _ADD_HOLD, values).rowcount != _BUCKETS:
+    if cursor.rowcount != _BUCKETS:
         raise Conflict(
             "This venue already holds the most its ledger can count in one day; nothing was authorized."
             " Set a daily or monthly limit, or wait for the day's holds to leave the window",

@@ -23,7 +23,7 @@ from agenitry import DEFAULT_DIRECTIONS, SPENT_STATUSES, TRANSITIONS
 from agenitry.gateway._clock import SECOND, iso
 from agenitry.gateway._ids import digest, new_id
 from agenitry.gateway.errors import Conflict, NotFound
-from agenitry.gateway.service import events, inputs, ledger
+from agenitry.gateway.service import events, inputs, ledger, log
 from agenitry.gateway.service.events import NewEvent
 from agenitry.gateway.service.policy import Decision, Policy, evaluate, windows_limited
 from agenitry.gateway.service.records import Values
@@ -32,6 +32,7 @@ from agenitry.gateway.store import driver
 from agenitry.gateway.store.driver import Sql
 from agenitry.gateway.store.schema import authorizations, log_nodes, policies, venues
 from agenitry.gateway.store.schema import events as events_table
+from agenitry.transparency import Node
 
 #: The one actor that is no key: expiry.
 SYSTEM = "system"
@@ -54,18 +55,55 @@ _IS_DUE = (
     authorizations.c.status.in_(EXPIRING),
     authorizations.c.expires_at < bindparam("now"),
 )
-# Run on every write and read: plain SQL on the driver (:mod:`agenitry.gateway.store.driver`).
-_ANY_DUE = Sql(
-    "SELECT 1 FROM authorizations"  # noqa: S608 - the statuses are the gateway's constants
-    " WHERE venue_id = :venue_id"
-    f" AND status IN ({', '.join(repr(status) for status in EXPIRING)}) AND expires_at < :now LIMIT 1",
-    # Prepared: the index on (venue, status, expires_at) serves every condition, whatever the data.
-    prepared=True,
+# Run on every write and read: plain SQL on the driver, prepared on PostgreSQL (each part
+# is the first entry of the index on (venue, status, expires_at), whatever the data). The
+# soonest expiry, not whether one is due: the answer does not depend on the time, so it can
+# be read with the venue's lock, before the transaction's time is taken.
+_SOONEST_OF_EACH = " UNION ALL ".join(
+    "SELECT min(expires_at) AS expires_at FROM authorizations"  # noqa: S608 - the statuses are constants
+    f" WHERE venue_id = :venue_id AND status = '{status}'"
+    for status in EXPIRING
 )
+_NEXT_EXPIRY = Sql(f"SELECT min(expires_at) FROM ({_SOONEST_OF_EACH}) AS soonest", prepared=True)  # noqa: S608
 _DUE = select(authorizations).where(*_IS_DUE).order_by(authorizations.c.expires_at, authorizations.c.id)
 _VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
 #: Every column of an authorization, unset: what a new row holds beyond the values written.
 _UNSET = dict.fromkeys(authorizations.c.keys())
+
+
+@dataclass
+class ReadAhead:
+    """What a write reads first, read with its venue's lock, in the same round trip on
+    PostgreSQL (:meth:`statements`): none of it depends on the time, which is taken once
+    the lock is held. A transaction reads it for its first write only: the writes after it
+    in a batch may see what that one changed."""
+
+    #: The agent whose covering policies are read.
+    agent_id: Optional[str] = None
+    #: The Idempotency-Key whose stored answer is read.
+    idempotency_key: Optional[str] = None
+    policies: Optional[list[Policy]] = None
+    #: The stored answer, read: ``(fingerprint, body)``, or None if the key is new.
+    answer: Optional[tuple[str, str]] = None
+    answer_read: bool = False
+
+    def statements(self, venue_id: str, stored_answer: Sql) -> list[tuple[Sql, dict[str, Any]]]:
+        """The statements to send after the lock's; their cursors go to :meth:`found`."""
+        statements: list[tuple[Sql, dict[str, Any]]] = []
+        if self.agent_id is not None:
+            statements.append((_COVERING, {"venue_id": venue_id, "agent_id": self.agent_id}))
+        if self.idempotency_key is not None:
+            statements.append((stored_answer, {"venue_id": venue_id, "key": self.idempotency_key}))
+        return statements
+
+    def found(self, conn: Connection, cursors: list[Any]) -> None:
+        """Keep what the cursors of :meth:`statements` read."""
+        found = iter(cursors)
+        if self.agent_id is not None:
+            self.policies = _policies(_POLICY_ROWS.all(conn, next(found)))
+        if self.idempotency_key is not None:
+            self.answer = next(found).fetchone()
+            self.answer_read = True
 
 
 @dataclass
@@ -82,6 +120,10 @@ class Tx:
     appended: list[dict[str, Any]] = field(default_factory=list)
     #: Rows to write with the next event append (see :meth:`log`).
     writes: Writes = field(default_factory=Writes)
+    #: What the transaction's first write reads first, read with the venue's lock; None after it.
+    ahead: Optional[ReadAhead] = None
+    #: Stored Merkle nodes read ahead of the next append (see :meth:`log`).
+    siblings: Optional[dict[Node, bytes]] = None
 
     def __post_init__(self) -> None:
         self._first_sequence = int(self.venue.event_count)
@@ -90,13 +132,25 @@ class Tx:
     def venue_id(self) -> str:
         return str(self.venue.id)
 
+    @property
+    def next_sequence(self) -> int:
+        """The sequence number the next event appended takes."""
+        return self._first_sequence + len(self.appended)
+
+    def covering(self, agent_id: str) -> list[Policy]:
+        """The policies covering ``agent_id``: as read with the lock, or read now."""
+        if self.ahead is not None and self.ahead.agent_id == agent_id and self.ahead.policies is not None:
+            return self.ahead.policies
+        return covering_policies(self.conn, self.venue_id, agent_id)
+
     def log(self, *batch: NewEvent) -> list[dict[str, Any]]:
         """Append ``batch`` to the venue's log, writing with it the rows waiting in
         :attr:`writes` (on PostgreSQL, all in one statement)."""
         if not batch:
             return []
-        first = self._first_sequence + len(self.appended)
-        rows, nodes = events.prepare(self.conn, self.venue_id, self.now, first, batch)
+        first = self.next_sequence
+        siblings, self.siblings = self.siblings, None
+        rows, nodes = events.prepare(self.conn, self.venue_id, self.now, first, batch, siblings)
         self.writes.insert(events_table, rows)
         self.writes.insert(log_nodes, nodes)
         self.writes.events += len(rows)
@@ -112,7 +166,10 @@ class Tx:
 
 def covering_policies(conn: Connection, venue_id: str, agent_id: str) -> list[Policy]:
     """The venue-wide policy first, then the agent's, whichever exist."""
-    rows = _POLICY_ROWS.all(conn, driver.run(conn, _COVERING, {"venue_id": venue_id, "agent_id": agent_id}))
+    return _policies(_POLICY_ROWS.all(conn, driver.run(conn, _COVERING, {"venue_id": venue_id, "agent_id": agent_id})))
+
+
+def _policies(rows: list[Any]) -> list[Policy]:
     return sorted((Policy.from_row(row) for row in rows), key=lambda p: p.scope != "")
 
 
@@ -125,11 +182,13 @@ def decide(
     currency: str,
     approval_check: bool = True,
     exclude: Optional[Any] = None,
+    held_amounts: Optional[dict[tuple[str, int], int]] = None,
 ) -> Decision:
     """Run the policy engine with the windows counted as of ``tx.now``.
 
     ``exclude`` is an authorization whose own hold must not count against itself
-    (an owner approving a pending request).
+    (an owner approving a pending request). ``held_amounts`` are the windows' amounts,
+    if already read (:func:`windows_asked`).
     """
     if currency != tx.venue.currency:
         return Decision(
@@ -138,13 +197,13 @@ def decide(
             f"This venue spends in {tx.venue.currency}; the request was in {currency}",
         )
 
-    covering = covering_policies(tx.conn, tx.venue_id, agent_id)
-    read: dict[tuple[str, int], int] = {}
+    covering = tx.covering(agent_id)
+    read: dict[tuple[str, int], int] = dict(held_amounts or {})
 
     def held(policy: Policy, window: int) -> int:
         if not read:
             # Every window the evaluation may ask, in one statement, when it first asks.
-            asked = [(limited.scope, span) for limited, span in windows_limited(covering)]
+            asked = windows_asked(covering)
             amounts = ledger.held_in(tx.conn, tx.venue_id, [(scope, tx.now - span) for scope, span in asked])
             read.update(zip(asked, amounts))
         start = tx.now - window
@@ -161,6 +220,11 @@ def decide(
         held=held,
         approval_check=approval_check,
     )
+
+
+def windows_asked(covering: list[Policy]) -> list[tuple[str, int]]:
+    """Every (scope, window) whose held amount the evaluation of ``covering`` may ask."""
+    return [(limited.scope, span) for limited, span in windows_limited(covering)]
 
 
 def load(tx: Tx, authorization_id: str) -> Any:
@@ -194,7 +258,7 @@ def transition(
     settle's new one): its entry commits to it (:func:`transition_event`).
     """
     new_hold = row.hold if hold is None else hold
-    ledger.add_hold(tx.conn, tx.venue_id, row.agent_id, row.created_at, new_hold - row.hold)
+    _change_hold(tx, row.agent_id, row.created_at, new_hold - row.hold)
     tx.conn.execute(
         update(authorizations).where(authorizations.c.id == row.id).values(status=status, hold=new_hold, **values)
     )
@@ -288,8 +352,24 @@ def create(
     execute_window: int,
     approval_window: int,
 ) -> Any:
-    """Decide a new request and record it, with its hold, in one step."""
-    verdict = decide(tx, agent_id=agent_id, action=action, amount=amount, currency=currency)
+    """Decide a new request and record it, with its hold, in one step.
+
+    What the decision reads after the policies (the windows' amounts) and what its event's
+    append reads (the Merkle siblings it merges with) go together: one round trip on
+    PostgreSQL. Its hold and every row it writes then go in one more.
+    """
+    asked = windows_asked(tx.covering(agent_id)) if currency == tx.venue.currency else []
+    reads = []
+    if asked:
+        reads.append(ledger.held_read(tx.conn, tx.venue_id, [(scope, tx.now - span) for scope, span in asked]))
+    siblings = log.nodes_read(tx.conn, tx.venue_id, log.stored_siblings(tx.next_sequence, 1))
+    if siblings is not None:
+        reads.append(siblings)
+    cursors = driver.together(tx.conn, reads)
+    held_amounts = dict(zip(asked, ledger.held_amounts(cursors[0], len(asked)))) if asked else None
+    if siblings is not None:
+        tx.siblings = log.nodes_found(cursors[-1])
+    verdict = decide(tx, agent_id=agent_id, action=action, amount=amount, currency=currency, held_amounts=held_amounts)
     windows = {"approved": execute_window, "pending": approval_window}
     authorization_id = new_id("auth")
     hold = amount if verdict.status in windows else 0
@@ -314,7 +394,7 @@ def create(
         "requested_by": actor,
         "decided_by": "policy" if verdict.status != "pending" else None,
     }
-    ledger.add_hold(tx.conn, tx.venue_id, agent_id, tx.now, hold)
+    _change_hold(tx, agent_id, tx.now, hold)
     # Written with its event, in one statement on PostgreSQL.
     tx.writes.insert(authorizations, [row])
     # The row as stored, without reading back what was just written.
@@ -500,18 +580,38 @@ def reverse(tx: Tx, row: Any, actor: str, claim_token: Optional[str] = None, *, 
     return updated
 
 
+def _change_hold(tx: Tx, agent_id: str, created_at: int, delta: int) -> None:
+    """Queue the hold's change, sent with the next append's rows (its refusal raises then)."""
+    change = ledger.hold_change(tx.venue_id, agent_id, created_at, delta)
+    if change is not None:
+        tx.writes.checked(change, ledger.check_hold)
+
+
+def next_expiry(venue_id: str) -> tuple[Sql, dict[str, Any]]:
+    """The statement reading the soonest ``expires_at`` of the venue's expiring
+    authorizations (one row, None if there is none): to send with the lock's."""
+    return _NEXT_EXPIRY, {"venue_id": venue_id}
+
+
 def any_due(conn: Connection, venue_id: str, now: int) -> bool:
     """Whether an authorization of the venue waits to expire at ``now``.
 
     Every write and read asks first; the answer is nearly always no, and this one-column
     probe gives it for less than reading whole rows (each column costs the driver).
     """
-    return driver.first(conn, _ANY_DUE, {"venue_id": venue_id, "now": now}) is not None
+    soonest = driver.first(conn, *next_expiry(venue_id))
+    return soonest is not None and soonest[0] is not None and soonest[0] < now
 
 
-def expire_due(tx: Tx) -> int:
-    """Expire the venue's authorizations whose window has passed; returns how many."""
-    if not any_due(tx.conn, tx.venue_id, tx.now):
+def expire_due(tx: Tx, soonest: Optional[int] = None, *, read: bool = True) -> int:
+    """Expire the venue's authorizations whose window has passed; returns how many.
+
+    ``soonest`` is the soonest expiry if already read (:func:`next_expiry`) with ``read`` False.
+    """
+    if read:
+        if not any_due(tx.conn, tx.venue_id, tx.now):
+            return 0
+    elif soonest is None or soonest >= tx.now:
         return 0
     due = tx.conn.execute(_DUE, {"venue_id": tx.venue_id, "now": tx.now}).all()
     for row in due:

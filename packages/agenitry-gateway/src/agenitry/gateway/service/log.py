@@ -11,7 +11,7 @@ node never changes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from sqlalchemy import Connection, select
@@ -33,16 +33,27 @@ def append_leaves(conn: Connection, venue_id: str, first: int, leaves: Sequence[
         conn.execute(_INSERT_NODES, rows)
 
 
-def new_nodes(conn: Connection, venue_id: str, first: int, leaves: Sequence[bytes]) -> list[dict[str, Any]]:
+def new_nodes(
+    conn: Connection,
+    venue_id: str,
+    first: int,
+    leaves: Sequence[bytes],
+    siblings: Optional[Mapping[Node, bytes]] = None,
+) -> list[dict[str, Any]]:
     """The rows of ``log_nodes`` that adding ``leaves`` at indices first, first+1, ... writes.
 
     A leaf completes the parent of every node it ends as a right child. Only the left
     siblings stored before ``first`` are read, not the whole frontier of the tree that a
     :class:`agenitry.transparency.CompactTree` starts from: the nodes written are the same.
+    ``siblings``, if given, are those already read (:func:`stored_siblings`).
     """
     if not leaves:
         return []
-    known = nodes(conn, venue_id, _stored_siblings(first, len(leaves)))
+    wanted = stored_siblings(first, len(leaves))
+    if siblings is not None and all(node in siblings for node in wanted):
+        known = {node: siblings[node] for node in wanted}
+    else:
+        known = nodes(conn, venue_id, wanted)
     rows = []
     for index, digest in enumerate(leaves, start=first):
         level = 0
@@ -56,7 +67,7 @@ def new_nodes(conn: Connection, venue_id: str, first: int, leaves: Sequence[byte
     return rows
 
 
-def _stored_siblings(first: int, count: int) -> list[Node]:
+def stored_siblings(first: int, count: int) -> list[Node]:
     """The stored nodes (those ending at or before ``first``) that appending ``count``
     leaves at ``first`` merges with: the left siblings met going up from each new leaf."""
     wanted = []
@@ -71,18 +82,27 @@ def _stored_siblings(first: int, count: int) -> list[Node]:
 
 def nodes(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> dict[Node, bytes]:
     """The stored hashes of the given subtrees (a missing one is a broken store: KeyError later)."""
+    read = nodes_read(conn, venue_id, wanted)
+    return nodes_found(driver.run(conn, *read)) if read is not None else {}
+
+
+def nodes_read(conn: Connection, venue_id: str, wanted: Iterable[Node]) -> Optional[tuple[Sql, dict[str, Any]]]:
+    """The statement of :func:`nodes`, to send with others (None when nothing is wanted);
+    its cursor goes to :func:`nodes_found`."""
     wanted = sorted(set(wanted))
     if not wanted:
-        return {}
+        return None
     if conn.dialect.name == "postgresql":
         levels, indices = [level for level, _ in wanted], [index for _, index in wanted]
-        found = driver.run(conn, _UNNEST, {"venue": venue_id, "levels": levels, "indices": indices})
-    else:
-        params: dict[str, Any] = {"venue": venue_id}
-        for k, (level, index) in enumerate(wanted):
-            params[f"l{k}"], params[f"i{k}"] = level, index
-        found = driver.run(conn, _lookup(len(wanted)), params)
-    return {(level, index): bytes(digest) for level, index, digest in found}
+        return _UNNEST, {"venue": venue_id, "levels": levels, "indices": indices}
+    params: dict[str, Any] = {"venue": venue_id}
+    for k, (level, index) in enumerate(wanted):
+        params[f"l{k}"], params[f"i{k}"] = level, index
+    return _lookup(len(wanted)), params
+
+
+def nodes_found(cursor: Any) -> dict[Node, bytes]:
+    return {(level, index): bytes(digest) for level, index, digest in cursor}
 
 
 # One primary-key lookup a node, as plain SQL on the driver (every append runs it): SQLite

@@ -25,7 +25,7 @@ from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.checkpoints import Checkpointer
 from agenitry.gateway.service.group_commit import GroupCommit
 from agenitry.gateway.service.key_cache import KeyCache
-from agenitry.gateway.service.lifecycle import Tx
+from agenitry.gateway.service.lifecycle import ReadAhead, Tx
 from agenitry.gateway.service.webhooks import WebhookService
 from agenitry.gateway.store import driver
 from agenitry.gateway.store.database import Database
@@ -96,12 +96,24 @@ class Transactions:
         self.commits = GroupCommit(self.venue_tx, wait_s=database.busy_timeout_s)
 
     @contextmanager
-    def venue_tx(self, venue_id: str) -> Iterator[Tx]:
+    def venue_tx(self, venue_id: str, ahead: Optional[ReadAhead] = None) -> Iterator[Tx]:
+        """The venue's write transaction: locked, with the expiry that is due applied.
+
+        The lock, the soonest expiry and what ``ahead`` names are read together (one round
+        trip on PostgreSQL, its ``BEGIN`` included); the transaction's time is taken once
+        they are in, so it is never before the lock was held.
+        """
         queued = 0
         with self.db.write() as conn:
-            venue = self.db.lock_venue(conn, venue_id)
-            tx = Tx(conn, venue, self.clock())
-            lifecycle.expire_due(tx)
+            statements = [self.db.locking(venue_id), lifecycle.next_expiry(venue_id)]
+            if ahead is not None:
+                statements += ahead.statements(venue_id, _STORED_ANSWER)
+            locked, soonest, *found = driver.together(conn, statements)
+            venue = self.db.locked(conn, venue_id, locked.fetchone())
+            if ahead is not None:
+                ahead.found(conn, found)
+            tx = Tx(conn, venue, self.clock(), ahead=ahead)
+            lifecycle.expire_due(tx, soonest.fetchone()[0], read=False)
             yield tx
             if tx.writes:  # rows left waiting for an append that did not come
                 tx.writes.flush(conn, tx.venue_id)
@@ -121,18 +133,24 @@ class Transactions:
         *,
         shown_once: Optional[str] = None,
         replay: Optional[Callable[[Tx, dict[str, Any]], dict[str, Any]]] = None,
+        agent_id: Optional[str] = None,
     ) -> Outcome:
         """Run ``work`` in the venue's transaction, once per Idempotency-Key, batched with
         the venue's concurrent writes (:mod:`~agenitry.gateway.service.group_commit`).
 
         The answer's field ``shown_once`` is stored as null (only its digest is kept), so a
         repeat gets the stored answer through ``replay``, which may issue the secret anew.
+        ``agent_id`` names the agent whose policies ``work`` decides with: they are read
+        with the venue's lock, as its stored answer is.
         """
 
         def once(tx: Tx) -> Outcome:
             self.keys.confirm(tx.conn, tx.venue, principal)
             if idempotency is not None:
-                stored = driver.first(tx.conn, _STORED_ANSWER, {"venue_id": principal.venue_id, "key": idempotency.key})
+                if tx.ahead is not None and tx.ahead.answer_read and tx.ahead.idempotency_key == idempotency.key:
+                    stored = tx.ahead.answer
+                else:
+                    stored = driver.first(tx.conn, _STORED_ANSWER, {"venue_id": tx.venue_id, "key": idempotency.key})
                 if stored is not None:
                     fingerprint, stored_body = stored
                     if fingerprint != idempotency.fingerprint:
@@ -157,7 +175,8 @@ class Transactions:
                 )
             return Outcome(body)
 
-        return self.commits.run(principal.venue_id, once)
+        ahead = ReadAhead(agent_id=agent_id, idempotency_key=idempotency.key if idempotency is not None else None)
+        return self.commits.run(principal.venue_id, once, ahead)
 
     @contextmanager
     def read(self, venue_id: str) -> Iterator[Connection]:

@@ -17,6 +17,7 @@ run on the driver's cursor (:mod:`agenitry.gateway.store.driver`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -30,15 +31,21 @@ _ADD_EVENTS = Sql("UPDATE venues SET event_count = event_count + :count WHERE id
 class Writes:
     """Inserts (and events counted) waiting to be sent by :meth:`flush`."""
 
-    __slots__ = ("_inserts", "events")
+    __slots__ = ("_checked", "_inserts", "events")
 
     def __init__(self) -> None:
+        self._checked: list[tuple[Sql, dict[str, Any], Callable[[Any], None]]] = []
         self._inserts: list[tuple[Table, list[dict[str, Any]]]] = []
         #: Events among the inserts: the venue's event count grows by as many.
         self.events = 0
 
     def __bool__(self) -> bool:
-        return bool(self._inserts or self.events)
+        return bool(self._checked or self._inserts or self.events)
+
+    def checked(self, statement: tuple[Sql, dict[str, Any]], check: Callable[[Any], None]) -> None:
+        """Queue ``statement``, sent first, with the inserts (on PostgreSQL in the same round
+        trip); ``check(cursor)`` then verifies what it did, raising to refuse it."""
+        self._checked.append((*statement, check))
 
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue ``rows`` (every one with the same columns) for ``table``."""
@@ -47,9 +54,11 @@ class Writes:
 
     def flush(self, conn: Connection, venue_id: str) -> None:
         """Send what waits, in the order it was added, and forget it."""
-        inserts, count = self._inserts, self.events
-        self._inserts, self.events = [], 0
+        checked, inserts, count = self._checked, self._inserts, self.events
+        self._checked, self._inserts, self.events = [], [], 0
         if conn.dialect.name != "postgresql":
+            for sql, parameters, check in checked:
+                check(driver.run(conn, sql, parameters))
             for table, rows in inserts:
                 columns = tuple(rows[0])
                 encoded = [_encoded(conn, table, row) for row in rows]
@@ -57,14 +66,18 @@ class Writes:
             if count:
                 driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
             return
-        if not inserts and not count:
-            return
-        sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
-        params: dict[str, Any] = {"venue_id": venue_id, "count": count}
-        for k, (table, rows) in enumerate(inserts):
-            for r, row in enumerate(_encoded(conn, table, row) for row in rows):
-                params.update((f"w{k}_{r}_{column}", value) for column, value in row.items())
-        driver.run(conn, sql, params)
+        statements = [(sql, parameters) for sql, parameters, _ in checked]
+        if inserts or count:
+            sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
+            params: dict[str, Any] = {"venue_id": venue_id, "count": count}
+            for k, (table, rows) in enumerate(inserts):
+                for r, row in enumerate(_encoded(conn, table, row) for row in rows):
+                    params.update((f"w{k}_{r}_{column}", value) for column, value in row.items())
+            statements.append((sql, params))
+        # What a checked statement did is verified once all is sent: a refusal raises, and
+        # the caller's transaction (or savepoint) rolls back the inserts sent with it.
+        for (_, _, check), cursor in zip(checked, driver.together(conn, statements)):
+            check(cursor)
 
 
 def _encoded(conn: Connection, table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -176,12 +176,24 @@ def _bounded_psycopg_connect(round_trips: _RoundTrips) -> Callable[..., Any]:
 
     class BoundedCursor(psycopg.Cursor[Any]):
         def execute(self, *args: Any, **kwargs: Any) -> Any:
+            if self.connection.pgconn.pipeline_status:  # sent now, answered when the pipeline syncs
+                return super().execute(*args, **kwargs)
             return round_trips.run(self.connection, super().execute, *args, **kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> None:
             round_trips.run(self.connection, super().executemany, *args, **kwargs)
 
     class BoundedConnection(psycopg.Connection[Any]):
+        @contextmanager
+        def pipeline(self) -> Iterator[psycopg.Pipeline]:
+            # Its statements wait for their answers together, when it ends: one deadline for all.
+            round_trips.start(self)
+            try:
+                with super().pipeline() as pipeline:
+                    yield pipeline
+            finally:
+                round_trips.end(self)
+
         def commit(self) -> None:
             round_trips.run(self, super().commit)
 
@@ -333,10 +345,19 @@ class Database:
 
         Raises :class:`NotFound` when there is no such venue.
         """
-        row = _VENUE_ROWS.one(conn, driver.first(conn, _LOCKED_VENUE[self.dialect], {"venue_id": venue_id}))
-        if row is None:
+        sql, parameters = self.locking(venue_id)
+        return self.locked(conn, venue_id, driver.first(conn, sql, parameters))
+
+    def locking(self, venue_id: str) -> tuple[Sql, dict[str, Any]]:
+        """The statement of :meth:`lock_venue`, to send with others (:func:`driver.together`)."""
+        return _LOCKED_VENUE[self.dialect], {"venue_id": venue_id}
+
+    def locked(self, conn: Connection, venue_id: str, row: Optional[tuple[Any, ...]]) -> Any:
+        """The venue's row from what :meth:`locking` read; :class:`NotFound` if none."""
+        venue = _VENUE_ROWS.one(conn, row)
+        if venue is None:
             raise NotFound(f"Venue '{venue_id}' not found", code="venue_not_found")
-        return row
+        return venue
 
     @contextmanager
     def _one_writer(self) -> Iterator[None]:

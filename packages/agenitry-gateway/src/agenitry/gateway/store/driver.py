@@ -19,7 +19,8 @@ from __future__ import annotations
 import collections
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from sqlalchemy import Column, Connection, Dialect, Table
@@ -62,31 +63,59 @@ def run_many(conn: Connection, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> N
     _execute(conn, sql, rows, many=True)
 
 
+def together(conn: Connection, statements: Sequence[tuple[Sql, Mapping[str, Any]]]) -> list[Any]:
+    """Run ``statements`` in order and return their cursors: on PostgreSQL in one round
+    trip (psycopg's pipeline mode), as none needs the answer of another; on SQLite, where
+    a statement costs no round trip, one after the other.
+
+    The server runs them in order, each seeing what the ones before it did, and stops at
+    the first that fails: its error is raised, the ones after it are not run.
+    """
+    if conn.dialect.name != "postgresql" or len(statements) < 2:
+        return [run(conn, sql, parameters) for sql, parameters in statements]
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    with _driver_errors(conn, statements[0][0].pyformat, statements[0][1]), dbapi_connection.pipeline():
+        return [_send(conn, sql, parameters, many=False) for sql, parameters in statements]
+
+
 def _execute(conn: Connection, sql: Sql, parameters: Any, *, many: bool) -> Any:
-    dialect = conn.dialect
-    statement = sql.pyformat if dialect.name == "postgresql" else sql.text
-    dbapi_connection = conn.connection.dbapi_connection
-    cursor: Any = dbapi_connection.cursor()  # type: ignore[union-attr]
+    statement = sql.pyformat if conn.dialect.name == "postgresql" else sql.text
+    with _driver_errors(conn, statement, parameters):
+        return _send(conn, sql, parameters, many=many)
+
+
+def _send(conn: Connection, sql: Sql, parameters: Any, *, many: bool) -> Any:
+    postgresql = conn.dialect.name == "postgresql"
+    statement = sql.pyformat if postgresql else sql.text
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     listeners = conn.dispatch.before_cursor_execute
     if listeners:
         for listener in listeners:
             listener(conn, cursor, statement, parameters, None, many)
+    if many:
+        cursor.executemany(statement, parameters)
+    elif sql.prepared and postgresql:
+        cursor.execute(statement, parameters, prepare=True)
+    else:
+        cursor.execute(statement, parameters)
+    return cursor
+
+
+@contextmanager
+def _driver_errors(conn: Connection, statement: str, parameters: Any) -> Iterator[None]:
+    """A driver error as SQLAlchemy raises it, the connection invalidated if it is lost."""
+    dialect = conn.dialect
     try:
-        if many:
-            cursor.executemany(statement, parameters)
-        elif sql.prepared and dialect.name == "postgresql":
-            cursor.execute(statement, parameters, prepare=True)
-        else:
-            cursor.execute(statement, parameters)
+        yield
     except dialect.loaded_dbapi.Error as exc:
-        lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        dbapi_connection = conn.connection.dbapi_connection
+        lost = dialect.is_disconnect(exc, dbapi_connection, None)
         error = DBAPIError.instance(
             statement, parameters, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
         )
         if lost:
             conn.invalidate(error)
         raise error from exc
-    return cursor
 
 
 def first(conn: Connection, sql: Sql, parameters: Mapping[str, Any]) -> Optional[tuple[Any, ...]]:
