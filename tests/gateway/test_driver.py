@@ -13,8 +13,7 @@ from agenitry.gateway.store import driver
 from agenitry.gateway.store.driver import Sql
 
 _INSERT = Sql(
-    "INSERT INTO idempotency_keys (venue_id, key, fingerprint, body, created_at)"
-    " VALUES (:venue_id, :key, 'f', '{}', 1)"
+    "INSERT INTO idempotency_keys (venue_id, key, fingerprint, body, created_at) VALUES (:venue_id, :key, 'f', '{}', 1)"
 )
 
 
@@ -68,3 +67,22 @@ def test_a_connection_lost_under_the_driver_is_invalidated_not_pooled(postgresql
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         database.engine.dispose()
+
+
+def test_a_statement_sent_with_the_commit_that_fails_commits_nothing(database: Database) -> None:
+    with pytest.raises(IntegrityError), database.write() as conn:
+        driver.run(conn, _INSERT, {"venue_id": "driver-commit", "key": "first"})
+        database.send_with_commit(
+            conn,
+            [
+                (_INSERT, {"venue_id": "driver-commit", "key": "second"}),
+                (_INSERT, {"venue_id": "driver-commit", "key": "first"}),
+            ],
+        )
+    with database.engine.connect() as conn:  # psycopg starts transactions itself again
+        assert not getattr(conn.connection.dbapi_connection, "autocommit", False)
+    with database.write() as conn:
+        database.send_with_commit(conn, [(_INSERT, {"venue_id": "driver-commit", "key": "third"})])
+    with database.read() as conn:
+        keys = conn.execute(text("SELECT key FROM idempotency_keys WHERE venue_id = 'driver-commit'")).scalars().all()
+    assert keys == ["third"]

@@ -1,5 +1,6 @@
-"""What one decision sends to the database, counted on the engine: the issue's measure
-of a decision on PostgreSQL is its round trips (every statement is one there).
+"""What one decision sends to the database: its statements, counted on the engine, and on
+PostgreSQL its round trips, counted on the wire (statements sent together in psycopg's
+pipeline mode share one).
 
 After the venue's lock, a decision reads what it decides on (the expiry probe, the
 policies, the windows' sums, the Merkle siblings of its event), writes its hold (whose
@@ -9,14 +10,16 @@ nodes and the event count: on PostgreSQL as one statement.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event, select
 
-from agenitry.gateway import Database, Gateway
+from agenitry.gateway import Database, Gateway, ManualClock
+from agenitry.gateway.service.transactions import Idempotency
 from agenitry.gateway.store.schema import authorizations, events, venues
-from support.venues import Venue
+from support.venues import Venue, make_venue
 
 
 @contextmanager
@@ -72,3 +75,51 @@ def test_no_context_is_stored_as_every_earlier_row_has_it(store: str, gateway: G
                 "SELECT jsonb_typeof(context) FROM authorizations WHERE id = %(id)s", {"id": authorization_id}
             ).scalar()
         assert kind == "null", "a JSON null, as SQLAlchemy has always bound None into this column"
+
+
+@contextmanager
+def wire(database: Database) -> Iterator[list[int]]:
+    """The round trips of the block on the pool's one connection, read from libpq's own
+    trace of the protocol: each time the client, having sent, reads the server's answer."""
+    held = database.engine.raw_connection()
+    pgconn = held.dbapi_connection.pgconn  # type: ignore[union-attr]
+    held.close()  # back to the pool, where the block's requests take it
+    trips: list[int] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        try:
+            yield trips
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        directions = [line.split("\t")[1] for line in trace.read().splitlines() if line.count("\t") >= 2]
+    trips.append(sum(1 for sent, answered in zip(directions, directions[1:]) if (sent, answered) == ("F", "B")))
+
+
+def test_a_decision_is_four_round_trips_on_postgresql(postgresql_url: str, clock: ManualClock) -> None:
+    database = Database(postgresql_url, pool_size=1)
+    database.migrate()
+    try:
+        gateway = Gateway(database, clock=clock)
+        venue = make_venue(gateway)
+        venue.policy(max_daily_spend=10_000, max_monthly_spend=100_000)
+        venue.policy(agent_id="voice-agent", max_single_amount=500, max_daily_spend=5_000)
+        agent = venue.agent()
+        request = {"action": "order_captured", "amount": 7}
+        for n in range(3):  # the first ones may read more (the key, the tree's first nodes)
+            gateway.authorize(agent, request, idempotency=Idempotency.of(f"warm-{n}", agent, "POST", "/", request))
+        for n in range(2):  # an even index and an odd one: the latter merges with a stored sibling
+            key = Idempotency.of(f"k-{n}", agent, "POST", "/v1/authorize", request)
+            # The lock with what is read first (BEGIN included); the windows and the tree's
+            # siblings; the hold with the rows written; the idempotency record with the COMMIT.
+            with wire(database) as keyed:
+                assert gateway.authorize(agent, request, idempotency=key).body["status"] == "approved"
+            assert keyed == [4]
+            with wire(database) as repeated:  # the stored answer, read with the lock
+                assert gateway.authorize(agent, request, idempotency=key).replayed
+            assert repeated == [2]
+            with wire(database) as unkeyed:
+                assert gateway.authorize(agent, request).body["status"] == "approved"
+            assert unkeyed == [4]
+    finally:
+        database.dispose()

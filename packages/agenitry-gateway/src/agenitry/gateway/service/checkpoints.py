@@ -142,8 +142,12 @@ class Checkpointer:
 
     def after_append(self, conn: Connection, venue_id: str, before: int, after: int, now: int) -> None:
         """Sign when an append took the log across a multiple of ``every`` entries."""
-        if self.every and after // self.every > before // self.every:
+        if self.signs_after(before, after):
             self.sign(conn, venue_id, now)
+
+    def signs_after(self, before: int, after: int) -> bool:
+        """Whether :meth:`after_append` signs when the log grew from ``before`` to ``after`` entries."""
+        return bool(self.every) and after // self.every > before // self.every
 
     def covering(self, conn: Connection, venue_id: str, index: int, now: int) -> StoredCheckpoint:
         """The newest checkpoint, signed afresh if it does not yet cover entry ``index``."""

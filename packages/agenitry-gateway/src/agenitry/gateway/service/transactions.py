@@ -30,17 +30,13 @@ from agenitry.gateway.service.webhooks import WebhookService
 from agenitry.gateway.store import driver
 from agenitry.gateway.store.database import Database
 from agenitry.gateway.store.driver import Sql
+from agenitry.gateway.store.schema import idempotency_keys
 
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
 # Run on every write with an Idempotency-Key: plain SQL on the driver (:mod:`~agenitry.gateway.store.driver`).
 _STORED_ANSWER = Sql(
     "SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key", prepared=True
-)
-_STORE_ANSWER = Sql(
-    "INSERT INTO idempotency_keys (venue_id, key, fingerprint, body, created_at)"
-    " VALUES (:venue_id, :key, :fingerprint, :body, :created_at)",
-    prepared=True,
 )
 
 
@@ -115,11 +111,17 @@ class Transactions:
             tx = Tx(conn, venue, self.clock(), ahead=ahead)
             lifecycle.expire_due(tx, soonest.fetchone()[0], read=False)
             yield tx
-            if tx.writes:  # rows left waiting for an append that did not come
-                tx.writes.flush(conn, tx.venue_id)
+            size = tx.next_sequence
+            signs = self.checkpointer.signs_after(venue.event_count, size)
+            if tx.writes:  # rows left after the last append: an idempotency record, most often
+                left = None if signs or tx.venue.webhooks else tx.writes.unchecked(conn, tx.venue_id)
+                if left is None:  # what follows reads the tables: they must hold the rows
+                    tx.writes.flush(conn, tx.venue_id)
+                else:  # with the COMMIT, in its round trip
+                    self.db.send_with_commit(conn, left)
             if tx.appended:
-                size = tx.appended[-1]["sequence"] + 1
-                self.checkpointer.after_append(conn, tx.venue_id, venue.event_count, size, tx.now)
+                if signs:
+                    self.checkpointer.sign(conn, tx.venue_id, tx.now)
                 # The webhooks of what was decided commit with the decision, or not at all.
                 queued = self.webhooks.enqueue(tx)
         if queued:
@@ -162,17 +164,16 @@ class Transactions:
                     return Outcome(replay(tx, answered) if replay else answered, replayed=True)
             body = work(tx)
             if idempotency is not None:
-                driver.run(
-                    tx.conn,
-                    _STORE_ANSWER,
-                    {
-                        "venue_id": principal.venue_id,
-                        "key": idempotency.key,
-                        "fingerprint": idempotency.fingerprint,
-                        "body": json.dumps({**body, shown_once: None} if shown_once else body, ensure_ascii=False),
-                        "created_at": tx.now,
-                    },
-                )
+                # Written with what follows, or with the COMMIT: nothing reads it before.
+                kept = {**body, shown_once: None} if shown_once else body
+                row = {
+                    "venue_id": tx.venue_id,
+                    "key": idempotency.key,
+                    "fingerprint": idempotency.fingerprint,
+                    "body": json.dumps(kept, ensure_ascii=False),
+                    "created_at": tx.now,
+                }
+                tx.writes.insert(idempotency_keys, [row])
             return Outcome(body)
 
         ahead = ReadAhead(agent_id=agent_id, idempotency_key=idempotency.key if idempotency is not None else None)

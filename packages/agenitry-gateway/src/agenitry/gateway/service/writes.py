@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from sqlalchemy import JSON, Connection, Table
 
@@ -67,17 +67,34 @@ class Writes:
                 driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
             return
         statements = [(sql, parameters) for sql, parameters, _ in checked]
-        if inserts or count:
-            sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
-            params: dict[str, Any] = {"venue_id": venue_id, "count": count}
-            for k, (table, rows) in enumerate(inserts):
-                for r, row in enumerate(_encoded(conn, table, row) for row in rows):
-                    params.update((f"w{k}_{r}_{column}", value) for column, value in row.items())
-            statements.append((sql, params))
+        statements += _postgresql(conn, venue_id, inserts, count)
         # What a checked statement did is verified once all is sent: a refusal raises, and
         # the caller's transaction (or savepoint) rolls back the inserts sent with it.
         for (_, _, check), cursor in zip(checked, driver.together(conn, statements)):
             check(cursor)
+
+    def unchecked(self, conn: Connection, venue_id: str) -> Optional[list[tuple[Sql, dict[str, Any]]]]:
+        """On PostgreSQL, when no statement waits to be checked, what :meth:`flush` would send,
+        to send it another way (with a ``COMMIT``); forgotten here. None otherwise."""
+        if self._checked or conn.dialect.name != "postgresql":
+            return None
+        inserts, count = self._inserts, self.events
+        self._inserts, self.events = [], 0
+        return _postgresql(conn, venue_id, inserts, count)
+
+
+def _postgresql(
+    conn: Connection, venue_id: str, inserts: list[tuple[Table, list[dict[str, Any]]]], count: int
+) -> list[tuple[Sql, dict[str, Any]]]:
+    """The one statement of ``inserts`` and the event count's update, if any."""
+    if not inserts and not count:
+        return []
+    sql = _combined(tuple((table, len(rows), tuple(rows[0])) for table, rows in inserts), bool(count))
+    params: dict[str, Any] = {"venue_id": venue_id, "count": count}
+    for k, (table, rows) in enumerate(inserts):
+        for r, row in enumerate(_encoded(conn, table, row) for row in rows):
+            params.update((f"w{k}_{r}_{column}", value) for column, value in row.items())
+    return [(sql, params)]
 
 
 def _encoded(conn: Connection, table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ logger = logging.getLogger("agenitry.gateway")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "agenitry_write"
+_WITH_COMMIT = "agenitry_with_commit"
 #: A server that answers cancels a statement at the busy timeout; one whose answer is still
 #: missing this much later is taken for silent.
 _SILENCE_MARGIN_S = 1.0
@@ -184,6 +185,20 @@ def _bounded_psycopg_connect(round_trips: _RoundTrips) -> Callable[..., Any]:
             round_trips.run(self.connection, super().executemany, *args, **kwargs)
 
     class BoundedConnection(psycopg.Connection[Any]):
+        explicit = False
+
+        def begin_explicitly(self) -> None:
+            """Leave ``BEGIN`` to the caller, who sends it with the transaction's first
+            statements (psycopg would send it alone, and wait): until the transaction
+            ends, psycopg starts none itself."""
+            self.autocommit = True
+            self.explicit = True
+
+        def _ended(self) -> None:
+            if self.explicit and self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                self.autocommit = False
+                self.explicit = False
+
         @contextmanager
         def pipeline(self) -> Iterator[psycopg.Pipeline]:
             # Its statements wait for their answers together, when it ends: one deadline for all.
@@ -195,10 +210,16 @@ def _bounded_psycopg_connect(round_trips: _RoundTrips) -> Callable[..., Any]:
                 round_trips.end(self)
 
         def commit(self) -> None:
-            round_trips.run(self, super().commit)
+            try:
+                round_trips.run(self, super().commit)
+            finally:
+                self._ended()
 
         def rollback(self) -> None:
-            round_trips.run(self, super().rollback)
+            try:
+                round_trips.run(self, super().rollback)
+            finally:
+                self._ended()
 
     def connect(*cargs: Any, **cparams: Any) -> BoundedConnection:
         return BoundedConnection.connect(*cargs, cursor_factory=BoundedCursor, **cparams)
@@ -328,6 +349,10 @@ class Database:
             with conn.begin() as transaction:
                 yield conn
                 try:
+                    # Statements left to send with the COMMIT (:meth:`send_with_commit`).
+                    with_commit = conn.info.pop(_WITH_COMMIT, None)
+                    if with_commit:
+                        driver.together(conn, with_commit, commit=True)
                     transaction.commit()
                 except (OperationalError, PoolTimeout) as exc:
                     if not unavailable(exc):
@@ -339,6 +364,12 @@ class Database:
                         " been applied. Retry it with the same Idempotency-Key to get its one answer.",
                         outcome="unknown",
                     ) from exc
+
+    def send_with_commit(self, conn: Connection, statements: list[tuple[Sql, dict[str, Any]]]) -> None:
+        """Send ``statements`` when the write transaction of :meth:`write` commits, with its
+        ``COMMIT`` (one round trip on PostgreSQL): none may be needed before, nor fail but
+        as a broken write does (the transaction then rolls back)."""
+        conn.info.setdefault(_WITH_COMMIT, []).extend(statements)
 
     def lock_venue(self, conn: Connection, venue_id: str) -> Any:
         """Read the venue's row and hold its lock until the transaction ends.

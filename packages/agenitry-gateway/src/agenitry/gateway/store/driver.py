@@ -30,6 +30,9 @@ from sqlalchemy.exc import DBAPIError
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction begun
+
+
 class Sql:
     """A statement with ``:name`` parameters, spelled for each driver once.
 
@@ -52,6 +55,10 @@ class Sql:
         return f"Sql({self.text!r}, prepared={self.prepared})"
 
 
+_BEGIN = Sql("BEGIN")
+_COMMIT = Sql("COMMIT")
+
+
 def run(conn: Connection, sql: Sql, parameters: Mapping[str, Any]) -> Any:
     """Run ``sql`` on ``conn``'s driver connection; returns the driver's cursor, to fetch
     from or read ``rowcount`` of."""
@@ -63,19 +70,34 @@ def run_many(conn: Connection, sql: Sql, rows: Sequence[Mapping[str, Any]]) -> N
     _execute(conn, sql, rows, many=True)
 
 
-def together(conn: Connection, statements: Sequence[tuple[Sql, Mapping[str, Any]]]) -> list[Any]:
+def together(
+    conn: Connection, statements: Sequence[tuple[Sql, Mapping[str, Any]]], *, commit: bool = False
+) -> list[Any]:
     """Run ``statements`` in order and return their cursors: on PostgreSQL in one round
     trip (psycopg's pipeline mode), as none needs the answer of another; on SQLite, where
     a statement costs no round trip, one after the other.
 
     The server runs them in order, each seeing what the ones before it did, and stops at
-    the first that fails: its error is raised, the ones after it are not run.
+    the first that fails: its error is raised, the ones after it are not run. On
+    PostgreSQL, the transaction's ``BEGIN`` goes with them if it has not begun, and with
+    ``commit`` its ``COMMIT`` goes last (SQLAlchemy's commit then has nothing left to
+    send); on SQLite the caller commits.
     """
-    if conn.dialect.name != "postgresql" or len(statements) < 2:
+    if conn.dialect.name != "postgresql":
         return [run(conn, sql, parameters) for sql, parameters in statements]
     dbapi_connection: Any = conn.connection.dbapi_connection
-    with _driver_errors(conn, statements[0][0].pyformat, statements[0][1]), dbapi_connection.pipeline():
-        return [_send(conn, sql, parameters, many=False) for sql, parameters in statements]
+    sent = list(statements)
+    begins = not dbapi_connection.autocommit and dbapi_connection.pgconn.transaction_status == _IDLE
+    if begins:
+        dbapi_connection.begin_explicitly()
+        sent.insert(0, (_BEGIN, {}))
+    if commit:
+        sent.append((_COMMIT, {}))
+    if len(sent) < 2:
+        return [run(conn, sql, parameters) for sql, parameters in sent]
+    with _driver_errors(conn, sent[0][0].pyformat, sent[0][1]), dbapi_connection.pipeline():
+        cursors = [_send(conn, sql, parameters, many=False) for sql, parameters in sent]
+    return cursors[1 if begins else 0 : len(cursors) - 1 if commit else None]
 
 
 def _execute(conn: Connection, sql: Sql, parameters: Any, *, many: bool) -> Any:
