@@ -2,10 +2,11 @@
 PostgreSQL its round trips, counted on the wire (statements sent together in psycopg's
 pipeline mode share one).
 
-After the venue's lock, a decision reads what it decides on (the expiry probe, the
-policies, the windows' sums, the Merkle siblings of its event), writes its hold (whose
-count guards the ledger's ceiling), then writes the authorization, its event, the tree's
-nodes and the event count: on PostgreSQL as one statement.
+With the venue's lock, a decision reads the soonest expiry, its policies and its stored
+answer; then the windows' sums and the Merkle siblings of its event; then writes its hold
+(whose guard fails the statement past the ledger's ceiling), the authorization, its event,
+the tree's nodes, the event count and its idempotency record: on PostgreSQL the writes as
+one statement, sent with the COMMIT.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_a_decision_writes_once_on_postgresql_and_reads_what_it_decides_on(
     assert sent[:5] == ["SELECT", "SELECT", "SELECT", "SELECT", "INSERT"]
     writes = sent[5 + (sent[5] == "SELECT") :]
     if store == "postgresql":
-        assert writes == ["WITH"]  # ...and everything else in one statement
+        assert writes == ["WITH", "COMMIT"]  # ...and everything else in one statement, sent with the COMMIT
     else:
         assert writes == ["INSERT", "INSERT", "INSERT", "UPDATE"]
     with gateway.db.read() as conn:
@@ -96,7 +97,7 @@ def wire(database: Database) -> Iterator[list[int]]:
     trips.append(sum(1 for sent, answered in zip(directions, directions[1:]) if (sent, answered) == ("F", "B")))
 
 
-def test_a_decision_is_four_round_trips_on_postgresql(postgresql_url: str, clock: ManualClock) -> None:
+def test_a_decision_is_three_round_trips_on_postgresql(postgresql_url: str, clock: ManualClock) -> None:
     database = Database(postgresql_url, pool_size=1)
     database.migrate()
     try:
@@ -111,15 +112,15 @@ def test_a_decision_is_four_round_trips_on_postgresql(postgresql_url: str, clock
         for n in range(2):  # an even index and an odd one: the latter merges with a stored sibling
             key = Idempotency.of(f"k-{n}", agent, "POST", "/v1/authorize", request)
             # The lock with what is read first (BEGIN included); the windows and the tree's
-            # siblings; the hold with the rows written; the idempotency record with the COMMIT.
+            # siblings; the hold, the rows written and the idempotency record with the COMMIT.
             with wire(database) as keyed:
                 assert gateway.authorize(agent, request, idempotency=key).body["status"] == "approved"
-            assert keyed == [4]
+            assert keyed == [3]
             with wire(database) as repeated:  # the stored answer, read with the lock
                 assert gateway.authorize(agent, request, idempotency=key).replayed
             assert repeated == [2]
             with wire(database) as unkeyed:
                 assert gateway.authorize(agent, request).body["status"] == "approved"
-            assert unkeyed == [4]
+            assert unkeyed == [3]
     finally:
         database.dispose()

@@ -189,7 +189,7 @@ def _run_alone(tx: Tx, write: _Write[Any]) -> None:
     try:
         write.result = write.work(tx)
         if tx.writes:  # the next write of the batch must see all of this one
-            tx.writes.flush(tx.conn, tx.venue_id)
+            tx.send()
     except Exception as exc:
         if _storage_failed(exc):
             raise  # the transaction itself is lost: every write of the batch fails

@@ -24,10 +24,12 @@ widest window (30 days), so every width is kept as long and pruned alike
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from agenitry.gateway._clock import DAY, HOUR, MINUTE, SECOND
 from agenitry.gateway.errors import Conflict
@@ -154,12 +156,17 @@ _HOLD_ROWS = ", ".join(f"(:venue_id, :scope_{k}, :width_{k}, :start_{k}, :amount
 BUCKET_CEILING = 1 << 62
 # The guard is written as a subtraction so that it cannot overflow itself: on PostgreSQL
 # ``amount + excluded.amount`` past 2^63 raises, and on SQLite it silently turns into a float.
+# A bucket it refuses is set to NULL, which the column refuses: the statement fails, so that
+# it can be sent with others, and with the COMMIT, without its answer being looked at first.
 _ADD_HOLD = Sql(
     f"INSERT INTO spend_buckets (venue_id, scope, width, start, amount) VALUES {_HOLD_ROWS}"  # noqa: S608 - no value in it
-    " ON CONFLICT (venue_id, scope, width, start) DO UPDATE SET amount = spend_buckets.amount + excluded.amount"
-    " WHERE spend_buckets.amount <= :ceiling - excluded.amount",
+    " ON CONFLICT (venue_id, scope, width, start) DO UPDATE SET amount = CASE"
+    " WHEN spend_buckets.amount <= :ceiling - excluded.amount THEN spend_buckets.amount + excluded.amount END",
     prepared=True,
 )
+#: How each store words the guard's refusal (:func:`refused`).
+_NOT_NULL = "23502"
+_SQLITE_REFUSAL = "NOT NULL constraint failed: spend_buckets.amount"
 
 
 def add_hold(conn: Connection, venue_id: str, agent_id: str, created_at: int, delta: int) -> None:
@@ -170,12 +177,13 @@ def add_hold(conn: Connection, venue_id: str, agent_id: str, created_at: int, de
     """
     change = hold_change(venue_id, agent_id, created_at, delta)
     if change is not None:
-        check_hold(driver.run(conn, *change))
+        with capacity_guard():
+            driver.run(conn, *change)
 
 
 def hold_change(venue_id: str, agent_id: str, created_at: int, delta: int) -> Optional[tuple[Sql, dict[str, Any]]]:
     """The statement of :func:`add_hold`, to send with others (None when ``delta`` is 0);
-    its cursor goes to :func:`check_hold`."""
+    whatever sends it does so under :func:`capacity_guard`."""
     if delta == 0:
         return None
     values: dict[str, Any] = {"venue_id": venue_id, "amount": delta, "ceiling": BUCKET_CEILING}
@@ -185,15 +193,32 @@ def hold_change(venue_id: str, agent_id: str, created_at: int, delta: int) -> Op
     return _ADD_HOLD, values
 
 
-def check_hold(cursor: Any) -> None:
-    """Raise :class:`Conflict` if the guard refused a bucket of :func:`hold_change`'s statement."""
-    # A row the guard refused is neither inserted nor updated, so it is missing from the count.
-    if cursor.rowcount != _BUCKETS:
+@contextmanager
+def capacity_guard() -> Iterator[None]:
+    """Turn the refusal of :func:`hold_change`'s statement into :class:`Conflict`
+    (``ledger_capacity``): the caller's transaction (or savepoint) rolls back whole."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if not refused(exc):
+            raise
         raise Conflict(
             "This venue already holds the most its ledger can count in one day; nothing was authorized."
             " Set a daily or monthly limit, or wait for the day's holds to leave the window",
             code="ledger_capacity",
+        ) from None
+
+
+def refused(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is the guard of the hold's statement refusing a bucket."""
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # psycopg: the error's fields
+        return bool(
+            getattr(exc.orig, "sqlstate", None) == _NOT_NULL
+            and diag.table_name == "spend_buckets"
+            and diag.column_name == "amount"
         )
+    return str(exc.orig) == _SQLITE_REFUSAL
 
 
 def prune_buckets(conn: Connection, before: int) -> int:

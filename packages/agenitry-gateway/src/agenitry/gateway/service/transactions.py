@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from agenitry import canonical_json
 from agenitry.gateway._clock import DAY, Clock
 from agenitry.gateway.errors import Unprocessable
-from agenitry.gateway.service import inputs, lifecycle
+from agenitry.gateway.service import inputs, ledger, lifecycle
 from agenitry.gateway.service.access import Principal
 from agenitry.gateway.service.checkpoints import Checkpointer
 from agenitry.gateway.service.group_commit import GroupCommit
@@ -100,7 +100,8 @@ class Transactions:
         they are in, so it is never before the lock was held.
         """
         queued = 0
-        with self.db.write() as conn:
+        # A hold the ledger refuses fails its statement, which may be sent with the COMMIT.
+        with ledger.capacity_guard(), self.db.write() as conn:
             statements = [self.db.locking(venue_id), lifecycle.next_expiry(venue_id)]
             if ahead is not None:
                 statements += ahead.statements(venue_id, _STORED_ANSWER)
@@ -113,10 +114,10 @@ class Transactions:
             yield tx
             size = tx.next_sequence
             signs = self.checkpointer.signs_after(venue.event_count, size)
-            if tx.writes:  # rows left after the last append: an idempotency record, most often
-                left = None if signs or tx.venue.webhooks else tx.writes.unchecked(conn, tx.venue_id)
-                if left is None:  # what follows reads the tables: they must hold the rows
-                    tx.writes.flush(conn, tx.venue_id)
+            if tx.writes:  # rows left to write: the last append's, an idempotency record
+                left = None if signs or tx.venue.webhooks else tx.writes.taken(conn, tx.venue_id)
+                if left is None:  # what follows reads the tables (or this is SQLite): now
+                    tx.send()
                 else:  # with the COMMIT, in its round trip
                     self.db.send_with_commit(conn, left)
             if tx.appended:

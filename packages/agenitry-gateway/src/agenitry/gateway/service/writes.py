@@ -17,7 +17,6 @@ run on the driver's cursor (:mod:`agenitry.gateway.store.driver`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any, Optional
 
 from sqlalchemy import JSON, Connection, Table
@@ -31,21 +30,21 @@ _ADD_EVENTS = Sql("UPDATE venues SET event_count = event_count + :count WHERE id
 class Writes:
     """Inserts (and events counted) waiting to be sent by :meth:`flush`."""
 
-    __slots__ = ("_checked", "_inserts", "events")
+    __slots__ = ("_first", "_inserts", "events")
 
     def __init__(self) -> None:
-        self._checked: list[tuple[Sql, dict[str, Any], Callable[[Any], None]]] = []
+        self._first: list[tuple[Sql, dict[str, Any]]] = []
         self._inserts: list[tuple[Table, list[dict[str, Any]]]] = []
         #: Events among the inserts: the venue's event count grows by as many.
         self.events = 0
 
     def __bool__(self) -> bool:
-        return bool(self._checked or self._inserts or self.events)
+        return bool(self._first or self._inserts or self.events)
 
-    def checked(self, statement: tuple[Sql, dict[str, Any]], check: Callable[[Any], None]) -> None:
-        """Queue ``statement``, sent first, with the inserts (on PostgreSQL in the same round
-        trip); ``check(cursor)`` then verifies what it did, raising to refuse it."""
-        self._checked.append((*statement, check))
+    def first(self, statement: tuple[Sql, dict[str, Any]]) -> None:
+        """Queue ``statement``, sent before the inserts (on PostgreSQL in the same round
+        trip). Nothing looks at its answer: one that must refuse has to fail."""
+        self._first.append(statement)
 
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue ``rows`` (every one with the same columns) for ``table``."""
@@ -54,11 +53,11 @@ class Writes:
 
     def flush(self, conn: Connection, venue_id: str) -> None:
         """Send what waits, in the order it was added, and forget it."""
-        checked, inserts, count = self._checked, self._inserts, self.events
-        self._checked, self._inserts, self.events = [], [], 0
+        first, inserts, count = self._first, self._inserts, self.events
+        self._first, self._inserts, self.events = [], [], 0
         if conn.dialect.name != "postgresql":
-            for sql, parameters, check in checked:
-                check(driver.run(conn, sql, parameters))
+            for sql, parameters in first:
+                driver.run(conn, sql, parameters)
             for table, rows in inserts:
                 columns = tuple(rows[0])
                 encoded = [_encoded(conn, table, row) for row in rows]
@@ -66,21 +65,16 @@ class Writes:
             if count:
                 driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
             return
-        statements = [(sql, parameters) for sql, parameters, _ in checked]
-        statements += _postgresql(conn, venue_id, inserts, count)
-        # What a checked statement did is verified once all is sent: a refusal raises, and
-        # the caller's transaction (or savepoint) rolls back the inserts sent with it.
-        for (_, _, check), cursor in zip(checked, driver.together(conn, statements)):
-            check(cursor)
+        driver.together(conn, [*first, *_postgresql(conn, venue_id, inserts, count)])
 
-    def unchecked(self, conn: Connection, venue_id: str) -> Optional[list[tuple[Sql, dict[str, Any]]]]:
-        """On PostgreSQL, when no statement waits to be checked, what :meth:`flush` would send,
-        to send it another way (with a ``COMMIT``); forgotten here. None otherwise."""
-        if self._checked or conn.dialect.name != "postgresql":
+    def taken(self, conn: Connection, venue_id: str) -> Optional[list[tuple[Sql, dict[str, Any]]]]:
+        """On PostgreSQL, what :meth:`flush` would send, to send it another way (with the
+        ``COMMIT``), and forgotten here; None on SQLite, where each insert runs on its own."""
+        if conn.dialect.name != "postgresql":
             return None
-        inserts, count = self._inserts, self.events
-        self._inserts, self.events = [], 0
-        return _postgresql(conn, venue_id, inserts, count)
+        first, inserts, count = self._first, self._inserts, self.events
+        self._first, self._inserts, self.events = [], [], 0
+        return [*first, *_postgresql(conn, venue_id, inserts, count)]
 
 
 def _postgresql(
