@@ -144,6 +144,11 @@ def verdict(ratio: float, target: float) -> str:
     return f"{ratio:.2f}x (target <= {target:g}x: {'met' if ratio <= target else 'MISSED'})"
 
 
+def at_least(ratio: float, target: float) -> str:
+    """``ratio`` beside the least it must reach: the word says whether it did."""
+    return f"{ratio:.2f}x (target >= {target:g}x: {'met' if ratio >= target else 'MISSED'})"
+
+
 def below(value: float, limit: float, unit: str) -> str:
     """An absolute figure beside the bound it must stay under: the word says whether it did."""
     return f"{value:.1f} {unit} (target < {limit:g} {unit}: {'met' if value < limit else 'MISSED'})"

@@ -11,7 +11,6 @@ one statement, sent with the COMMIT.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +18,7 @@ from sqlalchemy import event, select
 
 from agenitry.gateway import Database, Gateway, ManualClock
 from agenitry.gateway.service.transactions import Idempotency
+from agenitry.gateway.store import driver
 from agenitry.gateway.store.schema import authorizations, events, venues
 from support.venues import Venue, make_venue
 
@@ -78,25 +78,6 @@ def test_no_context_is_stored_as_every_earlier_row_has_it(store: str, gateway: G
         assert kind == "null", "a JSON null, as SQLAlchemy has always bound None into this column"
 
 
-@contextmanager
-def wire(database: Database) -> Iterator[list[int]]:
-    """The round trips of the block on the pool's one connection, read from libpq's own
-    trace of the protocol: each time the client, having sent, reads the server's answer."""
-    held = database.engine.raw_connection()
-    pgconn = held.dbapi_connection.pgconn  # type: ignore[union-attr]
-    held.close()  # back to the pool, where the block's requests take it
-    trips: list[int] = []
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        try:
-            yield trips
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        directions = [line.split("\t")[1] for line in trace.read().splitlines() if line.count("\t") >= 2]
-    trips.append(sum(1 for sent, answered in zip(directions, directions[1:]) if (sent, answered) == ("F", "B")))
-
-
 def test_a_decision_is_three_round_trips_on_postgresql(postgresql_url: str, clock: ManualClock) -> None:
     database = Database(postgresql_url, pool_size=1)
     database.migrate()
@@ -113,13 +94,13 @@ def test_a_decision_is_three_round_trips_on_postgresql(postgresql_url: str, cloc
             key = Idempotency.of(f"k-{n}", agent, "POST", "/v1/authorize", request)
             # The lock with what is read first (BEGIN included); the windows and the tree's
             # siblings; the hold, the rows written and the idempotency record with the COMMIT.
-            with wire(database) as keyed:
+            with driver.round_trips(database.engine) as keyed:
                 assert gateway.authorize(agent, request, idempotency=key).body["status"] == "approved"
             assert keyed == [3]
-            with wire(database) as repeated:  # the stored answer, read with the lock
+            with driver.round_trips(database.engine) as repeated:  # the stored answer, read with the lock
                 assert gateway.authorize(agent, request, idempotency=key).replayed
             assert repeated == [2]
-            with wire(database) as unkeyed:
+            with driver.round_trips(database.engine) as unkeyed:
                 assert gateway.authorize(agent, request).body["status"] == "approved"
             assert unkeyed == [3]
     finally:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import collections
 import functools
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Optional
 
-from sqlalchemy import Column, Connection, Dialect, Table
+from sqlalchemy import Column, Connection, Dialect, Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 #: A ``:name`` parameter; not the second colon of a ``::`` cast, nor a colon inside a word.
@@ -191,3 +192,27 @@ def _row_kind(dialect: Dialect, table: Table) -> tuple[Any, list[Any]]:
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in table.columns
     ]
     return kind, processors
+
+
+@contextmanager
+def round_trips(engine: Engine) -> Iterator[list[int]]:
+    """Count the PostgreSQL round trips of the block, on the wire: libpq's trace of the
+    protocol, read for each time the client, having sent, reads the server's answer.
+
+    It traces the connection the pool hands out first, so it counts a block's round trips
+    on an engine of one connection (``Database(url, pool_size=1)``) used by one thread.
+    The count is in the list once the block has ended. For tests and benchmarks.
+    """
+    held = engine.raw_connection()
+    pgconn = held.dbapi_connection.pgconn  # type: ignore[union-attr]
+    held.close()  # back to the pool, where the block takes it
+    counted: list[int] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        try:
+            yield counted
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        directions = [line.split("\t")[1] for line in trace.read().splitlines() if line.count("\t") >= 2]
+    counted.append(sum(1 for sent, answered in zip(directions, directions[1:]) if (sent, answered) == ("F", "B")))
