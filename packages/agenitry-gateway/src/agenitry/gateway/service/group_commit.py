@@ -34,6 +34,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from agenitry.gateway.errors import StorageBusy
 from agenitry.gateway.service.lifecycle import ReadAhead, Tx
 from agenitry.gateway.service.writes import Writes
+from agenitry.gateway.store import driver
+from agenitry.gateway.store.driver import Sql
 
 _T = TypeVar("_T")
 
@@ -165,9 +167,9 @@ class GroupCommit:
                 if len(batch) == 1:
                     batch[0].result = batch[0].work(tx)
                 else:
-                    for write in batch:
-                        _run_alone(tx, write)
-                        tx.ahead = None  # read for the first write: the next may see it changed
+                    for n, write in enumerate(batch):
+                        # The first's reads came with the lock; each later one reads its own.
+                        _run_alone(tx, write, None if n == 0 else write.ahead)
         except BaseException as exc:  # the batch's transaction is rolled back: no write of it happened
             failed = exc
         with self._lock:
@@ -181,26 +183,42 @@ class GroupCommit:
             write.wake()
 
 
-def _run_alone(tx: Tx, write: _Write[Any]) -> None:
-    """Run one write of a batch as if alone: what it does is undone if it fails."""
+#: The savepoint each write of a batch runs after, released when it is done (its name is
+#: reused: a write begins once the one before has released its own).
+_SAVEPOINT = Sql("SAVEPOINT agenitry_write")
+_RELEASE = Sql("RELEASE SAVEPOINT agenitry_write")
+_ROLLBACK_TO = Sql("ROLLBACK TO SAVEPOINT agenitry_write")
+
+
+def _run_alone(tx: Tx, write: _Write[Any], ahead: Optional[ReadAhead]) -> None:
+    """Run one write of a batch as if alone: what it does is undone if it fails.
+
+    Its savepoint goes with what it reads first (``ahead``, unless read with the lock), and
+    the rows it writes with the savepoint's release: on PostgreSQL a write of a batch costs
+    the round trips of a lone one, less the ``COMMIT``.
+    """
     appended = len(tx.appended)
     venue = tx.venue
-    savepoint = tx.conn.begin_nested()
+    conn = tx.conn  # nothing waits to be sent: the write before released its savepoint after its rows
+    statements = [(_SAVEPOINT, {}), *(ahead.statements(tx.venue_id) if ahead is not None else [])]
+    _, *found = driver.together(conn, statements)
+    if ahead is not None:
+        ahead.found(conn, found)
+        tx.ahead = ahead
     try:
         write.result = write.work(tx)
-        if tx.writes:  # the next write of the batch must see all of this one
-            tx.send()
+        tx.send((_RELEASE, {}))  # the next write of the batch must see all of this one
     except Exception as exc:
         if _storage_failed(exc):
             raise  # the transaction itself is lost: every write of the batch fails
-        savepoint.rollback()
+        driver.together(conn, [(_ROLLBACK_TO, {}), (_RELEASE, {})])
         del tx.appended[appended:]
         tx.venue = venue
         tx.writes = Writes()  # what it left unsent goes with it
         tx.siblings = None
         write.error = exc
-    else:
-        savepoint.commit()
+    finally:
+        tx.ahead = None
 
 
 def _storage_failed(exc: BaseException) -> bool:

@@ -67,6 +67,11 @@ _SOONEST_OF_EACH = " UNION ALL ".join(
 _NEXT_EXPIRY = Sql(f"SELECT min(expires_at) FROM ({_SOONEST_OF_EACH}) AS soonest", prepared=True)  # noqa: S608
 _DUE = select(authorizations).where(*_IS_DUE).order_by(authorizations.c.expires_at, authorizations.c.id)
 _VENUE = select(venues).where(venues.c.id == bindparam("venue_id"))
+#: A write's stored answer under its Idempotency-Key: plain SQL on the driver, prepared on
+#: PostgreSQL (a primary-key look-up).
+STORED_ANSWER = Sql(
+    "SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key", prepared=True
+)
 #: Every column of an authorization, unset: what a new row holds beyond the values written.
 _UNSET = dict.fromkeys(authorizations.c.keys())
 
@@ -75,8 +80,8 @@ _UNSET = dict.fromkeys(authorizations.c.keys())
 class ReadAhead:
     """What a write reads first, read with its venue's lock, in the same round trip on
     PostgreSQL (:meth:`statements`): none of it depends on the time, which is taken once
-    the lock is held. A transaction reads it for its first write only: the writes after it
-    in a batch may see what that one changed."""
+    the lock is held. The writes after the first of a batch read theirs as they start,
+    with their savepoint: they may see what the ones before them changed."""
 
     #: The agent whose covering policies are read.
     agent_id: Optional[str] = None
@@ -87,13 +92,13 @@ class ReadAhead:
     answer: Optional[tuple[str, str]] = None
     answer_read: bool = False
 
-    def statements(self, venue_id: str, stored_answer: Sql) -> list[tuple[Sql, dict[str, Any]]]:
-        """The statements to send after the lock's; their cursors go to :meth:`found`."""
+    def statements(self, venue_id: str) -> list[tuple[Sql, dict[str, Any]]]:
+        """The statements to send with the lock's; their cursors go to :meth:`found`."""
         statements: list[tuple[Sql, dict[str, Any]]] = []
         if self.agent_id is not None:
             statements.append((_COVERING, {"venue_id": venue_id, "agent_id": self.agent_id}))
         if self.idempotency_key is not None:
-            statements.append((stored_answer, {"venue_id": venue_id, "key": self.idempotency_key}))
+            statements.append((STORED_ANSWER, {"venue_id": venue_id, "key": self.idempotency_key}))
         return statements
 
     def found(self, conn: Connection, cursors: list[Any]) -> None:
@@ -139,11 +144,16 @@ class Tx:
             self.send()
         return self.connection
 
-    def send(self) -> None:
-        """Send the rows waiting in :attr:`writes` now."""
+    def send(self, *after: tuple[Sql, dict[str, Any]]) -> None:
+        """Send the rows waiting in :attr:`writes` now, then ``after`` (on PostgreSQL, all
+        in one round trip)."""
         self._waiting = False
         with ledger.capacity_guard():
-            self.writes.flush(self.connection, self.venue_id)
+            waiting = self.writes.taken(self.connection, self.venue_id)
+            if waiting is None:  # SQLite: each insert on its own
+                self.writes.flush(self.connection, self.venue_id)
+                waiting = []
+            driver.together(self.connection, [*waiting, *after])
 
     @property
     def venue_id(self) -> str:

@@ -29,15 +29,10 @@ from agenitry.gateway.service.lifecycle import ReadAhead, Tx
 from agenitry.gateway.service.webhooks import WebhookService
 from agenitry.gateway.store import driver
 from agenitry.gateway.store.database import Database
-from agenitry.gateway.store.driver import Sql
 from agenitry.gateway.store.schema import idempotency_keys
 
 #: Idempotency records are kept at least this long (the protocol promises 24 hours).
 IDEMPOTENCY_TTL = 2 * DAY
-# Run on every write with an Idempotency-Key: plain SQL on the driver (:mod:`~agenitry.gateway.store.driver`).
-_STORED_ANSWER = Sql(
-    "SELECT fingerprint, body FROM idempotency_keys WHERE venue_id = :venue_id AND key = :key", prepared=True
-)
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ class Transactions:
         with ledger.capacity_guard(), self.db.write() as conn:
             statements = [self.db.locking(venue_id), lifecycle.next_expiry(venue_id)]
             if ahead is not None:
-                statements += ahead.statements(venue_id, _STORED_ANSWER)
+                statements += ahead.statements(venue_id)
             locked, soonest, *found = driver.together(conn, statements)
             venue = self.db.locked(conn, venue_id, locked.fetchone())
             if ahead is not None:
@@ -153,7 +148,9 @@ class Transactions:
                 if tx.ahead is not None and tx.ahead.answer_read and tx.ahead.idempotency_key == idempotency.key:
                     stored = tx.ahead.answer
                 else:
-                    stored = driver.first(tx.conn, _STORED_ANSWER, {"venue_id": tx.venue_id, "key": idempotency.key})
+                    stored = driver.first(
+                        tx.conn, lifecycle.STORED_ANSWER, {"venue_id": tx.venue_id, "key": idempotency.key}
+                    )
                 if stored is not None:
                     fingerprint, stored_body = stored
                     if fingerprint != idempotency.fingerprint:
