@@ -54,16 +54,11 @@ _HOLDS_SUM = SPLIT_SUM.format(column="hold")
 #
 # On PostgreSQL, one statement whatever the windows: the ranges come as arrays, each read by
 # a lateral index scan, which plans in a tenth of a millisecond.
-# Each range is written as two row comparisons over the primary key's columns, which only
-# that index can serve: given ``start >= r.lo`` alone, the planner took the index on start
-# on a small table, which reads every venue's buckets of the range.
 _HELD_POSTGRESQL = Sql(
     "SELECT r.w, s.high, s.low FROM unnest(CAST(:w AS INTEGER[]), CAST(:scope AS VARCHAR[]),"  # noqa: S608 - no value
     " CAST(:width AS INTEGER[]), CAST(:lo AS BIGINT[]), CAST(:hi AS BIGINT[])) AS r(w, scope, width, lo, hi)"
     f" CROSS JOIN LATERAL (SELECT {_BUCKETS_SUM} FROM spend_buckets"
-    " WHERE venue_id = :venue_id AND scope = r.scope AND width = r.width"
-    " AND (venue_id, scope, width, start) >= (:venue_id, r.scope, r.width, r.lo)"
-    " AND (venue_id, scope, width, start) < (:venue_id, r.scope, r.width, r.hi)) AS s"
+    " WHERE venue_id = :venue_id AND scope = r.scope AND width = r.width AND start >= r.lo AND start < r.hi) AS s"
     " UNION ALL"
     " SELECT e.w, s.high, s.low FROM unnest(CAST(:edge_w AS INTEGER[]), CAST(:edge_scope AS VARCHAR[]),"
     " CAST(:edge_lo AS BIGINT[]), CAST(:edge_hi AS BIGINT[])) AS e(w, scope, lo, hi)"
