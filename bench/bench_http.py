@@ -7,7 +7,8 @@ hop to the thread pool), run by ``uvicorn.run(app, host, port, log_level)`` exac
 ``agenitry serve`` runs the gateway. The ratio of the two medians is what the gateway
 adds over the cheapest route its web stack can serve. The targets: with one client, the
 gateway's median within 2x the no-op's; at 32 clients, its throughput at least 0.5x the
-no-op's on SQLite and 0.3x on PostgreSQL.
+no-op's on SQLite and 0.3x on PostgreSQL. Last, it measures the hop to the thread pool that
+both routes pay: the no-op route as a plain ``def`` against the same route as ``async def``.
 
 The gateway runs on SQLite (a file in a temporary directory) and, unless
 ``--no-postgres``, on PostgreSQL (a fresh database, dropped at the end); every client
@@ -75,6 +76,12 @@ class Spend(BaseModel):
 @noop.post("/noop")
 def accept(body: Spend) -> JSONResponse:
     """Validate the body, answer a decision-shaped JSON, touch nothing."""
+    return JSONResponse({"approved": True, "status": "approved", "agent_id": body.agent_id})
+
+
+@noop.post("/noop-async")
+async def accept_on_the_loop(body: Spend) -> JSONResponse:
+    """The same as a coroutine: run on the event loop, without the hop to the thread pool."""
     return JSONResponse({"approved": True, "status": "approved", "agent_id": body.agent_id})
 
 
@@ -164,6 +171,18 @@ def main() -> int:
                     f" {floor.ms(0.99):>7.2f}   {ratio:>8.2f}x {share:>10.2f}x",
                     flush=True,
                 )
+        # What the hop to the thread pool costs, which a decision's route pays as the no-op's does.
+        on_the_loop = Server("no-op", noop_route.url, "/noop-async", noop_route.bodies)
+        print("\nthe hop to the thread pool, on the no-op route: a def route against an async def one")
+        for clients in (1, TARGET_CLIENTS):
+            runs = [partial(server.measure, clients, seconds, warmup) for server in (noop_route, on_the_loop)]
+            hop, no_hop = in_turns(runs, rounds)
+            print(
+                f"{clients:>7} clients: def {hop.per_second:,.0f} req/s, p50 {hop.ms(0.5):.3f} ms;"
+                f" async def {no_hop.per_second:,.0f} req/s, p50 {no_hop.ms(0.5):.3f} ms;"
+                f" the hop {hop.ms(0.5) - no_hop.ms(0.5):+.3f} ms at p50",
+                flush=True,
+            )
     print()
     for store, ratio in one_client.items():
         print(
