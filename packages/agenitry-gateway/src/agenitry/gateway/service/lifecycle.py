@@ -631,8 +631,8 @@ def next_expiry(venue_id: str) -> tuple[Sql, dict[str, Any]]:
 def any_due(conn: Connection, venue_id: str, now: int) -> bool:
     """Whether an authorization of the venue waits to expire at ``now``.
 
-    Every write and read asks first; the answer is nearly always no, and this one-column
-    probe gives it for less than reading whole rows (each column costs the driver).
+    Every read asks first (a write reads the soonest expiry with its lock); the answer is
+    nearly always no, and one value, the soonest expiry, gives it for less than rows would.
     """
     soonest = driver.first(conn, *next_expiry(venue_id))
     return soonest is not None and soonest[0] is not None and soonest[0] < now
