@@ -140,13 +140,9 @@ class Checkpointer:
         )
         return stored
 
-    def after_append(self, conn: Connection, venue_id: str, before: int, after: int, now: int) -> None:
-        """Sign when an append took the log across a multiple of ``every`` entries."""
-        if self.signs_after(before, after):
-            self.sign(conn, venue_id, now)
-
     def signs_after(self, before: int, after: int) -> bool:
-        """Whether :meth:`after_append` signs when the log grew from ``before`` to ``after`` entries."""
+        """Whether an append that took the log from ``before`` to ``after`` entries crossed a
+        multiple of ``every``: then the writing transaction signs a checkpoint."""
         return bool(self.every) and after // self.every > before // self.every
 
     def covering(self, conn: Connection, venue_id: str, index: int, now: int) -> StoredCheckpoint:

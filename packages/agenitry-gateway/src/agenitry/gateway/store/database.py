@@ -2,7 +2,7 @@
 
 Every write transaction serializes on its venue: on SQLite with ``BEGIN IMMEDIATE`` (one
 writer at a time, waiting up to the busy timeout), on PostgreSQL by locking the venue's
-row ``FOR UPDATE`` (:meth:`Database.lock_venue`). A decision and its hold therefore happen as one atomic step however
+row ``FOR UPDATE`` (:meth:`Database.locking`). A decision and its hold therefore happen as one atomic step however
 many threads, processes or gateway instances race, and since one venue's writes only
 ever take that one lock, they cannot deadlock.
 
@@ -371,16 +371,9 @@ class Database:
         as a broken write does (the transaction then rolls back)."""
         conn.info.setdefault(_WITH_COMMIT, []).extend(statements)
 
-    def lock_venue(self, conn: Connection, venue_id: str) -> Any:
-        """Read the venue's row and hold its lock until the transaction ends.
-
-        Raises :class:`NotFound` when there is no such venue.
-        """
-        sql, parameters = self.locking(venue_id)
-        return self.locked(conn, venue_id, driver.first(conn, sql, parameters))
-
     def locking(self, venue_id: str) -> tuple[Sql, dict[str, Any]]:
-        """The statement of :meth:`lock_venue`, to send with others (:func:`driver.together`)."""
+        """The statement that reads the venue's row and holds its lock until the transaction
+        ends, to send with others (:func:`driver.together`); its row goes to :meth:`locked`."""
         return _LOCKED_VENUE[self.dialect], {"venue_id": venue_id}
 
     def locked(self, conn: Connection, venue_id: str, row: Optional[tuple[Any, ...]]) -> Any:
