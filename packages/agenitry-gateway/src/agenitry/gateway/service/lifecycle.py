@@ -90,7 +90,6 @@ class ReadAhead:
     policies: Optional[list[Policy]] = None
     #: The stored answer, read: ``(fingerprint, body)``, or None if the key is new.
     answer: Optional[tuple[str, str]] = None
-    answer_read: bool = False
 
     def statements(self, venue_id: str) -> list[tuple[Sql, dict[str, Any]]]:
         """The statements to send with the lock's; their cursors go to :meth:`found`."""
@@ -108,7 +107,6 @@ class ReadAhead:
             self.policies = _policies(_POLICY_ROWS.all(conn, next(found)))
         if self.idempotency_key is not None:
             self.answer = next(found).fetchone()
-            self.answer_read = True
 
 
 @dataclass
@@ -149,11 +147,7 @@ class Tx:
         in one round trip)."""
         self._waiting = False
         with ledger.capacity_guard():
-            waiting = self.writes.taken(self.connection, self.venue_id)
-            if waiting is None:  # SQLite: each insert on its own
-                self.writes.flush(self.connection, self.venue_id)
-                waiting = []
-            driver.together(self.connection, [*waiting, *after])
+            self.writes.flush(self.connection, self.venue_id, *after)
 
     @property
     def venue_id(self) -> str:
@@ -638,15 +632,12 @@ def any_due(conn: Connection, venue_id: str, now: int) -> bool:
     return soonest is not None and soonest[0] is not None and soonest[0] < now
 
 
-def expire_due(tx: Tx, soonest: Optional[int] = None, *, read: bool = True) -> int:
+def expire_due(tx: Tx, soonest: Optional[int]) -> int:
     """Expire the venue's authorizations whose window has passed; returns how many.
 
-    ``soonest`` is the soonest expiry if already read (:func:`next_expiry`) with ``read`` False.
+    ``soonest`` is the soonest expiry, as read with the lock (:func:`next_expiry`).
     """
-    if read:
-        if not any_due(tx.conn, tx.venue_id, tx.now):
-            return 0
-    elif soonest is None or soonest >= tx.now:
+    if soonest is None or soonest >= tx.now:
         return 0
     due = tx.conn.execute(_DUE, {"venue_id": tx.venue_id, "now": tx.now}).all()
     for row in due:

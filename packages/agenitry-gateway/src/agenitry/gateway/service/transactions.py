@@ -105,7 +105,7 @@ class Transactions:
             if ahead is not None:
                 ahead.found(conn, found)
             tx = Tx(conn, venue, self.clock(), ahead=ahead)
-            lifecycle.expire_due(tx, soonest.fetchone()[0], read=False)
+            lifecycle.expire_due(tx, soonest.fetchone()[0])
             yield tx
             size = tx.next_sequence
             signs = self.checkpointer.signs_after(venue.event_count, size)
@@ -145,7 +145,8 @@ class Transactions:
         def once(tx: Tx) -> Outcome:
             self.keys.confirm(tx.conn, tx.venue, principal)
             if idempotency is not None:
-                if tx.ahead is not None and tx.ahead.answer_read and tx.ahead.idempotency_key == idempotency.key:
+                # Read with the lock when this write's key was named ahead (ReadAhead.found).
+                if tx.ahead is not None and tx.ahead.idempotency_key == idempotency.key:
                     stored = tx.ahead.answer
                 else:
                     stored = driver.first(

@@ -51,21 +51,25 @@ class Writes:
         if rows:
             self._inserts.append((table, rows))
 
-    def flush(self, conn: Connection, venue_id: str) -> None:
-        """Send what waits, in the order it was added, and forget it."""
+    def flush(self, conn: Connection, venue_id: str, *after: tuple[Sql, dict[str, Any]]) -> None:
+        """Send what waits, in the order it was added, then ``after`` (on PostgreSQL, all in
+        one round trip), and forget it."""
+        waiting = self.taken(conn, venue_id)
+        if waiting is not None:
+            driver.together(conn, [*waiting, *after])
+            return
         first, inserts, count = self._first, self._inserts, self.events
         self._first, self._inserts, self.events = [], [], 0
-        if conn.dialect.name != "postgresql":
-            for sql, parameters in first:
-                driver.run(conn, sql, parameters)
-            for table, rows in inserts:
-                columns = tuple(rows[0])
-                encoded = [_encoded(conn, table, row) for row in rows]
-                driver.run_many(conn, _insert(table, columns), encoded)
-            if count:
-                driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
-            return
-        driver.together(conn, [*first, *_postgresql(conn, venue_id, inserts, count)])
+        for sql, parameters in first:
+            driver.run(conn, sql, parameters)
+        for table, rows in inserts:
+            columns = tuple(rows[0])
+            encoded = [_encoded(conn, table, row) for row in rows]
+            driver.run_many(conn, _insert(table, columns), encoded)
+        if count:
+            driver.run(conn, _ADD_EVENTS, {"venue_id": venue_id, "count": count})
+        for sql, parameters in after:
+            driver.run(conn, sql, parameters)
 
     def taken(self, conn: Connection, venue_id: str) -> Optional[list[tuple[Sql, dict[str, Any]]]]:
         """On PostgreSQL, what :meth:`flush` would send, to send it another way (with the
